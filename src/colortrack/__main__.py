@@ -1,0 +1,5 @@
+import sys
+
+from colortrack.cli import main
+
+sys.exit(main())

@@ -1,0 +1,126 @@
+"""The ``colortrack`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from colortrack import __version__
+from colortrack.errors import InputError
+from colortrack.methods import make_propagator, resolve_preset
+from colortrack.tracker import PRESETS, pick_device
+
+DEFAULT_METHOD = "color"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except InputError as error:
+        print(f"colortrack: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("colortrack: interrupted; finished outputs are kept, re-run to continue", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="colortrack", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"colortrack {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_track(commands)
+    _add_eval(commands)
+    _add_demo(commands)
+    _add_train(commands)
+    return parser
+
+
+def _add_method_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--method", default=DEFAULT_METHOD, help="identity, flow, color, or a checkpoint (file or run folder)"
+    )
+    parser.add_argument("--preset", default="default", choices=sorted(PRESETS), help="propagation settings")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_track(commands) -> None:
+    parser = commands.add_parser("track", help="propagate a first-frame mask through a video")
+    parser.add_argument("video", type=Path, help="video file (mp4/avi/mov/mkv) or folder of frames")
+    parser.add_argument("--mask", type=Path, required=True, help="first-frame mask PNG (palette ids or 0/255)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")
+    _add_method_options(parser)
+    parser.set_defaults(run=_run_track)
+
+
+def _add_eval(commands) -> None:
+    parser = commands.add_parser("eval", help="evaluate on a benchmark")
+    benchmarks = parser.add_subparsers(dest="benchmark", required=True)
+    davis = benchmarks.add_parser("davis", help="DAVIS semi-supervised protocol (J&F)")
+    davis.add_argument("--root", type=Path, required=True, help="DAVIS root (JPEGImages/, Annotations/)")
+    davis.add_argument("--sequences", default=None, help="comma-separated subset")
+    davis.add_argument("--resolution", default="480p")
+    davis.add_argument("--out", type=Path, required=True, help="folder for predictions and results.json")
+    _add_method_options(davis)
+    davis.set_defaults(run=_run_eval_davis)
+
+
+def _add_demo(commands) -> None:
+    parser = commands.add_parser("demo", help="track objects in a generated example video")
+    parser.add_argument("--out", type=Path, default=Path("out/demo"))
+    _add_method_options(parser)
+    parser.set_defaults(run=_run_demo)
+
+
+def _add_train(commands) -> None:
+    from colortrack.train.cli import add_train_parser
+
+    add_train_parser(commands)
+
+
+def _run_track(args: argparse.Namespace) -> int:
+    from colortrack.pipeline import track_video
+
+    config = resolve_preset(args.preset)
+    propagator = make_propagator(args.method, config, pick_device(args.device))
+    settings = {"method": args.method, "preset": args.preset, "track": config.to_dict()}
+    output = track_video(args.video, args.mask, args.out, propagator, settings, not args.no_overlay, not args.quiet)
+    print(f"wrote {output.num_frames} masks to {output.masks_dir}")
+    if output.overlay:
+        print(f"wrote {output.overlay}")
+    return 0
+
+
+def _run_eval_davis(args: argparse.Namespace) -> int:
+    from colortrack.evaluate import DavisEvalConfig, evaluate_davis, print_summary
+    from colortrack.io.davis import DavisDataset
+
+    names = [name for name in args.sequences.split(",") if name] if args.sequences else None
+    dataset = DavisDataset(args.root, resolution=args.resolution, sequences=names)
+    config = resolve_preset(args.preset)
+    propagator = make_propagator(args.method, config, pick_device(args.device))
+    eval_config = DavisEvalConfig(
+        root=str(args.root),
+        method=args.method,
+        preset=args.preset,
+        track=config.to_dict(),
+        sequences=[sequence.name for sequence in dataset.sequences],
+    )
+    summary = evaluate_davis(dataset, propagator, eval_config, args.out, progress=not args.quiet)
+    print_summary(summary, f"DAVIS {args.resolution}, method {args.method}, preset {args.preset}")
+    print(f"wrote {args.out / 'results.json'}")
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from colortrack.demo import run_demo
+
+    return run_demo(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

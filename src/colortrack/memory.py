@@ -1,0 +1,44 @@
+"""Which past frames a target frame attends to: the first frame and the last n predictions."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """keep_first: the annotated first frame stays in context for the whole video.
+    recent: how many of the most recent frames are kept besides it."""
+
+    keep_first: bool = True
+    recent: int = 3
+
+
+class ContextMemory:
+    """Holds (embedding, labels) pairs of context frames. Embeddings are stored once, never recomputed."""
+
+    def __init__(self, config: MemoryConfig):
+        if config.recent < 1 and not config.keep_first:
+            raise ValueError("memory must keep the first frame or at least one recent frame")
+        self.config = config
+        self._first: tuple[Tensor, Tensor] | None = None
+        self._recent: deque[tuple[Tensor, Tensor]] = deque(maxlen=max(config.recent, 0) or None)
+
+    def add(self, key: Tensor, value: Tensor) -> None:
+        """key: (C, h, w) embedding; value: (L, h, w) labels of one frame, in time order."""
+        if self._first is None and self.config.keep_first:
+            self._first = (key, value)
+        elif self.config.recent > 0:
+            self._recent.append((key, value))
+
+    def context(self) -> tuple[Tensor, Tensor]:
+        """Returns keys (N, C, h, w) and values (N, L, h, w), oldest first."""
+        frames = ([self._first] if self._first is not None else []) + list(self._recent)
+        if not frames:
+            raise RuntimeError("memory is empty: add the first frame before asking for context")
+        keys, values = zip(*frames)
+        return torch.stack(keys), torch.stack(values)

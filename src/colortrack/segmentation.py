@@ -1,0 +1,20 @@
+"""Object masks through any propagator: id masks in, id masks out, via a label-id <-> channel map."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+from colortrack.io.masks import LabelMap
+from colortrack.tracker import Propagator
+
+
+def propagate_mask(
+    propagator: Propagator, frames: Iterable[np.ndarray], first_mask: np.ndarray
+) -> Iterator[np.ndarray]:
+    """frames: RGB (H, W, 3) uint8; first_mask: (H, W) uint8 object ids of the first frame.
+    Yields (H, W) uint8 id masks for every frame, the first included."""
+    label_map = LabelMap.from_mask(first_mask)
+    for probabilities in propagator.track(frames, label_map.to_onehot(first_mask)):
+        yield label_map.to_ids(probabilities.argmax(axis=0))

@@ -1,0 +1,121 @@
+"""Stateful propagation of per-pixel labels through a video with any embedder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from colortrack.affinity import AffinityConfig, attend
+from colortrack.embedders.base import Embedder
+from colortrack.memory import ContextMemory, MemoryConfig
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    """Everything that decides how labels travel from frame to frame.
+
+    input_height: frames are resized to this height (width keeps the aspect ratio) before
+    encoding, both rounded to a multiple of the embedder's stride; None keeps the native height.
+    """
+
+    affinity: AffinityConfig = field(default_factory=AffinityConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    input_height: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrackConfig:
+        return cls(
+            affinity=AffinityConfig(**data["affinity"]),
+            memory=MemoryConfig(**data["memory"]),
+            input_height=data.get("input_height"),
+        )
+
+
+PRESETS: dict[str, TrackConfig] = {
+    # Vondrick et al. 2018: the 3 previous frames, T = 0.5, softmax over every reference pixel.
+    "paper": TrackConfig(
+        affinity=AffinityConfig(temperature=0.5, topk=None, radius=None),
+        memory=MemoryConfig(keep_first=False, recent=3),
+    ),
+    # Chosen by measurement on davis2016-train (docs/benchmarks.md).
+    "default": TrackConfig(
+        affinity=AffinityConfig(temperature=0.05, topk=10, radius=12),
+        memory=MemoryConfig(keep_first=True, recent=3),
+    ),
+}
+
+
+class Propagator(Protocol):
+    """Anything that carries soft labels from the first frame through a video."""
+
+    def track(self, frames: Iterable[np.ndarray], first_labels: np.ndarray) -> Iterator[np.ndarray]:
+        """frames: RGB (H, W, 3) uint8, first one annotated; first_labels: (L, H, W) float32.
+        Yields (L, H, W) float32 label probabilities for every frame, the first included."""
+        ...
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """The one place a device is chosen: "auto" takes CUDA when present."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class LabelTracker:
+    """Propagates labels with an embedder, the shared affinity and a context memory."""
+
+    def __init__(self, embedder: Embedder, config: TrackConfig, device: torch.device | None = None):
+        self.embedder = embedder
+        self.config = config
+        self.device = device or pick_device()
+
+    @torch.no_grad()
+    def track(self, frames: Iterable[np.ndarray], first_labels: np.ndarray) -> Iterator[np.ndarray]:
+        stream = iter(frames)
+        first = next(stream)
+        native_size = first.shape[:2]
+        if first_labels.shape[1:] != native_size:
+            raise ValueError(f"labels {first_labels.shape[1:]} do not match the frame {native_size}")
+        memory = ContextMemory(self.config.memory)
+        key = self.embed(first)
+        labels = torch.from_numpy(first_labels).to(self.device, torch.float32)
+        memory.add(key, F.adaptive_avg_pool2d(labels, key.shape[-2:]))
+        yield first_labels.astype(np.float32, copy=False)
+        for frame in stream:
+            key = self.embed(frame)
+            keys, values = memory.context()
+            predicted = attend(key[None], keys[None], values[None], self.config.affinity)[0]
+            memory.add(key, predicted)
+            yield _upsample(predicted, native_size)
+
+    def embed(self, frame: np.ndarray) -> Tensor:
+        """frame: (H, W, 3) uint8 RGB. Returns (C, h, w) on the tracker's device."""
+        image = torch.from_numpy(frame).to(self.device).permute(2, 0, 1)[None].float() / 255.0
+        image = F.interpolate(image, size=self.input_size(frame.shape[:2]), mode="bilinear", antialias=True)
+        return self.embedder.encode(image)[0]
+
+    def input_size(self, native_size: tuple[int, int]) -> tuple[int, int]:
+        height, width = native_size
+        target = self.config.input_height or height
+        stride = self.embedder.stride
+        scaled_width = width * target / height
+        return _round_to(target, stride), _round_to(scaled_width, stride)
+
+
+def _round_to(value: float, multiple: int) -> int:
+    return max(multiple, int(round(value / multiple)) * multiple)
+
+
+def _upsample(labels: Tensor, size: tuple[int, int]) -> np.ndarray:
+    """labels: (L, h, w). Returns (L, H, W) float32 numpy."""
+    native = F.interpolate(labels[None], size=size, mode="bilinear", align_corners=False)[0]
+    return native.cpu().numpy()

@@ -1,0 +1,42 @@
+import pytest
+import torch
+
+from colortrack.memory import ContextMemory, MemoryConfig
+
+
+def add_frames(memory, indices):
+    for index in indices:
+        memory.add(torch.full((2, 3, 3), float(index)), torch.full((1, 3, 3), float(index)))
+
+
+def frame_indices(memory):
+    keys, values = memory.context()
+    assert keys.shape[0] == values.shape[0]
+    return [int(key[0, 0, 0]) for key in keys]
+
+
+def test_first_frame_and_last_n():
+    memory = ContextMemory(MemoryConfig(keep_first=True, recent=3))
+    add_frames(memory, [0])
+    assert frame_indices(memory) == [0]
+    add_frames(memory, range(1, 7))
+    assert frame_indices(memory) == [0, 4, 5, 6]
+
+
+def test_paper_window_forgets_the_first_frame():
+    memory = ContextMemory(MemoryConfig(keep_first=False, recent=3))
+    add_frames(memory, range(6))
+    assert frame_indices(memory) == [3, 4, 5]
+
+
+def test_first_frame_only():
+    memory = ContextMemory(MemoryConfig(keep_first=True, recent=0))
+    add_frames(memory, range(4))
+    assert frame_indices(memory) == [0]
+
+
+def test_empty_memory_and_empty_policy_are_errors():
+    with pytest.raises(RuntimeError):
+        ContextMemory(MemoryConfig()).context()
+    with pytest.raises(ValueError):
+        ContextMemory(MemoryConfig(keep_first=False, recent=0))
