@@ -11,6 +11,7 @@ import pytest
 from colortrack.metrics.davis import (
     ObjectScores,
     boundary_f,
+    boundary_precision_recall,
     boundary_tolerance,
     decay,
     decay_bins,
@@ -121,7 +122,14 @@ def test_boundary_f_shift_beyond_tolerance_hand_computed():
     gt = box((100, 100), 20, 60, 20, 60)
     pred = box((100, 100), 20, 60, 25, 65)
     assert seg2bmap(gt).sum() == seg2bmap(pred).sum() == 160
+    assert boundary_precision_recall(pred, gt) == pytest.approx((0.5, 0.5))
     assert boundary_f(pred, gt) == pytest.approx(0.5)
+    # an extra far-away 3x3 blob adds a 12 px ring to pred only: P = 160 / 172, R = 1
+    pred = gt | box((100, 100), 80, 83, 80, 83)
+    p = 160 / 172
+    assert boundary_precision_recall(pred, gt) == pytest.approx((p, 1.0))
+    assert boundary_f(pred, gt) == pytest.approx(2 * p / (p + 1))
+    pred = box((100, 100), 20, 60, 25, 65)
     # with a 6 px radius everything matches
     assert boundary_f(pred, gt, bound_th=6) == pytest.approx(1.0)
 
@@ -135,9 +143,12 @@ def test_boundary_f_uses_ceil_of_diagonal_tolerance_at_davis_size():
 
 def test_boundary_f_special_cases():
     empty, some, full = np.zeros((20, 20), bool), box((20, 20), 5, 10, 5, 10), np.ones((20, 20), bool)
-    assert boundary_f(empty, empty) == 1.0  # P = R = 1
-    assert boundary_f(empty, some) == 0.0  # P = 1, R = 0
-    assert boundary_f(some, empty) == 0.0  # P = 0, R = 1
+    assert boundary_precision_recall(empty, empty) == (1.0, 1.0)
+    assert boundary_precision_recall(empty, some) == (1.0, 0.0)
+    assert boundary_precision_recall(some, empty) == (0.0, 1.0)
+    assert boundary_f(empty, empty) == 1.0
+    assert boundary_f(empty, some) == 0.0
+    assert boundary_f(some, empty) == 0.0
     assert boundary_f(full, full) == 1.0  # no boundary at all on either side
     # both boundaries exist but none matches: P = R = 0 -> F = 0
     assert boundary_f(box((40, 40), 0, 3, 0, 3), box((40, 40), 30, 33, 30, 33)) == 0.0
@@ -158,6 +169,10 @@ def test_decay_bins_official_boundaries():
     # linspace(1, 10, 5) = 1, 3.25, 5.5, 7.75, 10 -> rounded - 1 = 0, 2, 5, 7, 9; end-inclusive
     assert decay_bins(10) == [slice(0, 3), slice(2, 6), slice(5, 8), slice(7, 10)]
     assert decay_bins(5) == [slice(0, 2), slice(1, 3), slice(2, 4), slice(3, 5)]
+    # the 1e-10 rounds the .5 cases up (np.round alone rounds 2.5 -> 2):
+    # n = 3: 1, 1.5, 2, 2.5, 3 -> 0, 1, 1, 2, 2;  n = 7: 1, 2.5, 4, 5.5, 7 -> 0, 2, 3, 5, 6
+    assert decay_bins(3) == [slice(0, 2), slice(1, 2), slice(1, 3), slice(2, 3)]
+    assert decay_bins(7) == [slice(0, 3), slice(2, 4), slice(3, 6), slice(5, 7)]
 
 
 def test_decay_on_hand_made_sequence():
@@ -166,6 +181,7 @@ def test_decay_on_hand_made_sequence():
     assert decay(values) == pytest.approx(0.7)
     assert decay(np.array([1.0, 0.5, 0.5, 0.5, 0.0])) == pytest.approx(0.75 - 0.25)
     assert decay(np.array([0.3])) == 0.0
+    assert decay(np.array([1.0, 0.5, 0.0])) == pytest.approx(0.75)  # mean(1, .5) - mean(0)
 
 
 def test_object_scores_statistics():

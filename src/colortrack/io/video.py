@@ -136,7 +136,6 @@ class VideoReader:
         self._height, self._width = _check_frame_sizes(files)
         self._num_frames = len(files)
         self._fps = float(self._fps_override or DEFAULT_FOLDER_FPS)
-        self._verified = True
 
     def _open_file(self) -> None:
         """Probe the video file: stream, first frame, frame rate and frame count."""
@@ -158,7 +157,6 @@ class VideoReader:
             raise InputError(self.path, "video has zero frames")
         self._height, self._width = first.shape[:2]
         self._fps = float(self._fps_override or (rate if rate else DEFAULT_FOLDER_FPS))
-        self._verified = claimed <= 0
         self._num_frames = claimed if claimed > 0 else sum(1 for _ in self._iter_file())
 
     def _open_container(self) -> av.container.InputContainer:
@@ -210,7 +208,6 @@ class VideoReader:
         if count == 0:
             raise InputError(self.path, "video has zero frames")
         self._num_frames = count
-        self._verified = True
 
     def _iter_folder(self) -> Iterator[np.ndarray]:
         """Yield the folder's frames, each checked against the common size."""
@@ -255,7 +252,8 @@ class VideoReader:
 
     def __repr__(self) -> str:
         i = self.info
-        return f"VideoReader({str(i.path)!r}, frames={i.num_frames}, {i.width}x{i.height}, fps={i.fps:g})"
+        size = f"{i.width}x{i.height}"
+        return f"VideoReader({str(i.path)!r}, frames={i.num_frames}, {size}, fps={i.fps:g})"
 
 
 def _even_pad(frame: np.ndarray) -> np.ndarray:
@@ -296,7 +294,9 @@ class VideoWriter:
 
     def _start(self, height: int, width: int) -> None:
         """Open the temporary container once the frame size is known."""
-        self._container = av.open(str(self._tmp), mode="w")
+        mp4_like = self.path.suffix.lower() in (".mp4", ".m4v", ".mov")
+        options = {"movflags": "+faststart"} if mp4_like else {}  # index first: streamable
+        self._container = av.open(str(self._tmp), mode="w", options=options)
         stream = self._container.add_stream("libx264", rate=self._rate)
         stream.width, stream.height = width + width % 2, height + height % 2
         stream.pix_fmt = "yuv420p"
@@ -373,7 +373,9 @@ class VideoWriter:
             self.abort(exc)
 
 
-def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float, crf: int = 18) -> Path:
+def write_video(
+    path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float, crf: int = 18
+) -> Path:
     """Write ``frames`` (``(T, H, W, 3) uint8`` or an iterable of frames) to ``path``."""
     with VideoWriter(path, fps, crf) as writer:
         writer.write_all(frames)

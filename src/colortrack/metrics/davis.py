@@ -95,7 +95,19 @@ def _disk(radius: float) -> np.ndarray:
     return disk(radius).astype(np.uint8)
 
 
-def _precision_recall(pred_b: np.ndarray, gt_b: np.ndarray, radius: float) -> tuple[float, float]:
+def boundary_precision_recall(
+    pred: np.ndarray, gt: np.ndarray, void: np.ndarray | None = None, bound_th: float = 0.008
+) -> tuple[float, float]:
+    """Boundary precision and recall of two (H, W) masks, void pixels set to background.
+
+    Precision: fraction of pred boundary pixels within the tolerance disk of a gt boundary
+    pixel; recall likewise. No pred boundary: P = 1 (R = 0, or 1 if no gt boundary either);
+    no gt boundary: R = 1 (P = 0, or 1).
+    """
+    _check_pair(pred, gt)
+    pred_b = seg2bmap(_as_bool(pred, void))
+    gt_b = seg2bmap(_as_bool(gt, void, "gt"))
+    radius = boundary_tolerance(np.shape(gt), bound_th)
     n_pred, n_gt = np.count_nonzero(pred_b), np.count_nonzero(gt_b)
     if n_pred == 0 or n_gt == 0:  # official special cases: (1,1), (1,0), (0,1)
         return float(n_pred == 0), float(n_gt == 0)
@@ -110,11 +122,8 @@ def _precision_recall(pred_b: np.ndarray, gt_b: np.ndarray, radius: float) -> tu
 def boundary_f(
     pred: np.ndarray, gt: np.ndarray, void: np.ndarray | None = None, bound_th: float = 0.008
 ) -> float:
-    """Boundary F-measure of two (H, W) masks (official DAVIS ``f_measure``)."""
-    _check_pair(pred, gt)
-    pred_b = seg2bmap(_as_bool(pred, void))
-    gt_b = seg2bmap(_as_bool(gt, void, "gt"))
-    p, r = _precision_recall(pred_b, gt_b, boundary_tolerance(np.shape(gt), bound_th))
+    """Boundary F-measure of two (H, W) masks (official DAVIS ``f_measure``); 0 if P + R = 0."""
+    p, r = boundary_precision_recall(pred, gt, void, bound_th)
     return 0.0 if p + r == 0 else 2 * p * r / (p + r)
 
 

@@ -1,0 +1,217 @@
+"""Object-id masks: read any DAVIS-style mask PNG, write palette PNGs, map ids <-> channels.
+
+An id mask is ``(H, W) uint8``: 0 is background, 1..254 are objects, 255 (``VOID_ID``) is
+"void" (ignored by evaluation).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from colortrack.errors import InputError
+from colortrack.io.atomic import atomic_write
+
+VOID_ID = 255
+_PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
+
+
+def make_davis_palette() -> np.ndarray:
+    """The 256-colour PASCAL VOC / DAVIS palette, ``(256, 3) uint8``.
+
+    Bits 0, 1, 2 of the index go to the highest bit of R, G, B; bits 3, 4, 5 to the next
+    bit down, and so on.
+    """
+    index = np.arange(256)
+    palette = np.zeros((256, 3), dtype=np.int64)
+    for level in range(8):
+        for channel in range(3):
+            bit = (index >> (3 * level + channel)) & 1
+            palette[:, channel] |= bit << (7 - level)
+    return palette.astype(np.uint8)
+
+
+DAVIS_PALETTE: np.ndarray = make_davis_palette()
+DAVIS_PALETTE.setflags(write=False)
+
+
+def _rgb_codes(rgb: np.ndarray) -> np.ndarray:
+    """Pack ``(..., 3) uint8`` colours into ``(...) int64`` codes ``r<<16 | g<<8 | b``."""
+    rgb = rgb.astype(np.int64)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+_PALETTE_CODES = _rgb_codes(DAVIS_PALETTE)
+_PALETTE_ORDER = np.argsort(_PALETTE_CODES)
+_SORTED_CODES = _PALETTE_CODES[_PALETTE_ORDER]
+
+
+def rgb_to_ids(rgb: np.ndarray, path: str | os.PathLike = "<mask>") -> np.ndarray:
+    """Map an RGB mask ``(H, W, 3) uint8`` to palette indices ``(H, W) uint8``.
+
+    InputError(path, ...) naming the first colour that is not in DAVIS_PALETTE.
+    """
+    codes = _rgb_codes(rgb)
+    pos = np.clip(np.searchsorted(_SORTED_CODES, codes), 0, 255)
+    found = _SORTED_CODES[pos] == codes
+    if not found.all():
+        y, x = np.argwhere(~found)[0]
+        r, g, b = (int(v) for v in rgb[y, x])
+        raise InputError(path, f"color ({r},{g},{b}) at x={x}, y={y} is not in the DAVIS palette")
+    return _PALETTE_ORDER[pos].astype(np.uint8)
+
+
+def _grey_to_ids(grey: np.ndarray) -> np.ndarray:
+    """Grey mask ``(H, W) uint8``: 0/255 only (DAVIS-2016) -> 255 is object 1; else ids."""
+    if np.isin(grey, (0, 255)).all():
+        return (grey == 255).astype(np.uint8)
+    return grey.astype(np.uint8)
+
+
+def _wide_to_ids(values: np.ndarray, path: Path) -> np.ndarray:
+    """Modes I, I;16, F: values are ids, which must be whole numbers in 0..255."""
+    if values.size and (values.min() < 0 or values.max() > 255):
+        lo, hi = values.min(), values.max()
+        raise InputError(path, f"mask ids above 255 or negative (range {lo}..{hi})")
+    if values.dtype.kind == "f" and not np.array_equal(values, np.round(values)):
+        raise InputError(path, "mask has non-integer values")
+    return values.astype(np.uint8)
+
+
+def _image_to_ids(im: Image.Image, path: Path) -> np.ndarray:
+    """Convert a loaded PIL image of any supported mode to ids ``(H, W) uint8``."""
+    mode = im.mode
+    if mode in ("P", "PA"):
+        return np.asarray(im)[..., 0] if mode == "PA" else np.asarray(im, dtype=np.uint8)
+    if mode == "1":
+        return _grey_to_ids(np.asarray(im.convert("L")))
+    if mode in ("L", "LA"):
+        grey = np.asarray(im)
+        return _grey_to_ids(grey[..., 0] if mode == "LA" else grey)
+    if mode in ("RGB", "RGBA"):
+        return rgb_to_ids(np.asarray(im)[..., :3], path)
+    if mode in ("I", "F") or mode.startswith("I;"):
+        return _wide_to_ids(np.asarray(im), path)
+    raise InputError(path, f"unsupported mask image mode '{mode}'")
+
+
+def read_mask(path: str | os.PathLike, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Read a mask image as object ids ``(H, W) uint8`` (0 background, 255 void).
+
+    Accepts palette PNGs (index = id), DAVIS-2016 0/255 grey masks (255 -> object 1), grey
+    masks of ids, grey+alpha (first channel), RGB(A) in DAVIS palette colours and 16/32-bit
+    ids <= 255. ``size`` = expected ``(H, W)``; a mismatch is an InputError.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such mask file")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            ids = _image_to_ids(im, path)
+    except _PIL_ERRORS as err:
+        text = " ".join(str(err).split())[:120] or type(err).__name__
+        raise InputError(path, f"corrupt or unreadable mask ({text})") from err
+    if size is not None and ids.shape != tuple(size):
+        raise InputError(
+            path, f"mask is {ids.shape[1]}x{ids.shape[0]}, expected {size[1]}x{size[0]}"
+        )
+    return np.ascontiguousarray(ids)
+
+
+def write_mask(path: str | os.PathLike, ids: np.ndarray) -> Path:
+    """Write ids ``(H, W)`` (values 0..255) as a palette PNG with DAVIS_PALETTE, atomically."""
+    ids = np.asarray(ids)
+    if ids.ndim != 2:
+        raise ValueError(f"ids must be (H, W), got shape {ids.shape}")
+    if ids.dtype != np.uint8:
+        if ids.dtype.kind not in "iub" or (ids.size and (ids.min() < 0 or ids.max() > 255)):
+            raise ValueError(f"ids must be integers in 0..255, got {ids.dtype}")
+        ids = ids.astype(np.uint8)
+    im = Image.fromarray(np.ascontiguousarray(ids))
+    im.putpalette(DAVIS_PALETTE.tobytes())
+    with atomic_write(path) as tmp:
+        im.save(tmp, format="PNG")
+    return Path(path)
+
+
+@dataclass(frozen=True)
+class LabelMap:
+    """Channel <-> object id map fixed by the first-frame mask.
+
+    ``ids[c]`` is the object id of channel ``c``; channel 0 is always background (id 0).
+    Void pixels (255) count as background in one-hot encodings.
+    """
+
+    ids: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        ids = tuple(int(i) for i in self.ids)
+        if not ids or ids[0] != 0 or len(set(ids)) != len(ids):
+            raise ValueError(f"ids must start with 0 and be unique, got {ids}")
+        if any(not 0 < i < VOID_ID for i in ids[1:]):
+            raise ValueError(f"object ids must be in 1..254, got {ids}")
+        object.__setattr__(self, "ids", ids)
+
+    @classmethod
+    def from_mask(cls, ids_mask: np.ndarray) -> LabelMap:
+        """Channels ``[0] + sorted object ids present`` in ``ids_mask`` ``(H, W)``."""
+        present = np.unique(np.asarray(ids_mask))
+        objects = [int(i) for i in present if i not in (0, VOID_ID)]
+        return cls((0, *objects))
+
+    @property
+    def num_channels(self) -> int:
+        """Number of channels L (background included)."""
+        return len(self.ids)
+
+    @property
+    def object_ids(self) -> tuple[int, ...]:
+        """The object ids, without background."""
+        return self.ids[1:]
+
+    def _lookup(self) -> np.ndarray:
+        """``(256,) int64`` id -> channel, -1 for ids unknown to the map; void -> 0."""
+        lut = np.full(256, -1, dtype=np.int64)
+        lut[list(self.ids)] = np.arange(self.num_channels)
+        lut[VOID_ID] = 0
+        return lut
+
+    def unknown_ids(self, ids_mask: np.ndarray) -> list[int]:
+        """Ids in ``ids_mask`` that are neither in the map nor void."""
+        present = np.unique(np.asarray(ids_mask))
+        lut = self._lookup()
+        return [int(i) for i in present if not 0 <= int(i) <= 255 or lut[int(i)] < 0]
+
+    def check(self, ids_mask: np.ndarray, path: str | os.PathLike = "<mask>") -> None:
+        """InputError(path, ...) if ``ids_mask`` holds ids not in the map (void is fine)."""
+        unknown = self.unknown_ids(ids_mask)
+        if unknown:
+            known = ", ".join(str(i) for i in self.object_ids) or "none"
+            problem = f"object ids {unknown} not in the first-frame mask (known: {known})"
+            raise InputError(path, problem)
+
+    def to_channels(self, ids_mask: np.ndarray) -> np.ndarray:
+        """Channel index of every pixel, ``(H, W) int64``; void -> 0. ValueError if unknown."""
+        ids_mask = np.asarray(ids_mask)
+        unknown = self.unknown_ids(ids_mask)
+        if unknown:
+            raise ValueError(f"ids {unknown} are not in the label map {self.ids}")
+        return self._lookup()[ids_mask.astype(np.int64)]
+
+    def to_onehot(self, ids_mask: np.ndarray) -> np.ndarray:
+        """One-hot ``(L, H, W) float32`` of ``ids_mask`` ``(H, W)``; void pixels -> background."""
+        channels = self.to_channels(ids_mask)
+        onehot = np.arange(self.num_channels)[:, None, None] == channels[None]
+        return onehot.astype(np.float32)
+
+    def to_ids(self, channel_map: np.ndarray) -> np.ndarray:
+        """Object ids ``(H, W) uint8`` of a channel index map ``(H, W) int``."""
+        channel_map = np.asarray(channel_map)
+        if channel_map.size and (channel_map.min() < 0 or channel_map.max() >= self.num_channels):
+            raise ValueError(f"channel indices must be in 0..{self.num_channels - 1}")
+        return np.asarray(self.ids, dtype=np.uint8)[channel_map]
