@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -43,63 +44,110 @@ def attend(queries: Tensor, keys: Tensor, values: Tensor, config: AffinityConfig
     values: (B, N, L, h, w) what the references carry (one-hot colours, soft masks, ...).
     Returns (B, L, h, w) in float32. Differentiable with respect to queries, keys and values.
     """
+    _check_shapes(queries, keys, values)
+    if config.radius is None:
+        return _attend_global(queries, keys, values, config)
+    return _attend_local(queries, keys, values, config)
+
+
+def _check_shapes(queries: Tensor, keys: Tensor, values: Tensor) -> None:
     batch, channels, height, width = queries.shape
     if keys.shape[0] != batch or keys.shape[2] != channels or keys.shape[-2:] != (height, width):
         raise ValueError(f"keys {tuple(keys.shape)} do not match queries {tuple(queries.shape)}")
     if values.shape[:2] != keys.shape[:2] or values.shape[-2:] != (height, width):
         raise ValueError(f"values {tuple(values.shape)} do not match keys {tuple(keys.shape)}")
-    rows_per_band = max(1, config.chunk_size // width)
-    bands = [
-        _attend_band(queries, keys, values, config, top, min(top + rows_per_band, height))
-        for top in range(0, height, rows_per_band)
-    ]
-    return torch.cat(bands, dim=2)
 
 
-def _attend_band(
-    queries: Tensor, keys: Tensor, values: Tensor, config: AffinityConfig, top: int, bottom: int
-) -> Tensor:
-    """Targets in rows [top, bottom) against the reference rows that can reach them."""
+def _attend_global(queries: Tensor, keys: Tensor, values: Tensor, config: AffinityConfig) -> Tensor:
+    """Every target pixel against every reference pixel, in chunks of target rows."""
     batch, _, height, width = queries.shape
-    num_labels = values.shape[2]
-    ref_top, ref_bottom = _reference_rows(top, bottom, height, config.radius)
-    q = queries[:, :, top:bottom].flatten(2).transpose(1, 2).float()  # (B, Q, C)
-    k = keys[:, :, :, ref_top:ref_bottom].permute(0, 2, 1, 3, 4).flatten(2).float()  # (B, C, R)
-    v = values[:, :, :, ref_top:ref_bottom].permute(0, 1, 3, 4, 2).flatten(1, 3).float()  # (B, R, L)
-    similarity = torch.bmm(q, k) / config.temperature  # (B, Q, R)
-    if config.radius is not None:
-        outside = _outside_window(top, bottom, ref_top, ref_bottom, width, keys.shape[1], config.radius)
-        similarity = similarity.masked_fill(outside.to(similarity.device), float("-inf"))
-    if config.topk is not None and config.topk < similarity.shape[-1]:
-        scores, index = similarity.topk(config.topk, dim=-1)
-        weights = torch.softmax(scores, dim=-1)  # (B, Q, k)
-        picked = torch.gather(
-            v.unsqueeze(1).expand(-1, index.shape[1], -1, -1),
-            2,
-            index.unsqueeze(-1).expand(-1, -1, -1, num_labels),
-        )  # (B, Q, k, L)
-        out = (weights.unsqueeze(-1) * picked).sum(dim=2)
-    else:
-        out = torch.bmm(torch.softmax(similarity, dim=-1), v)  # (B, Q, L)
-    return out.transpose(1, 2).reshape(batch, num_labels, bottom - top, width)
+    k = keys.transpose(1, 2).flatten(2).float()  # (B, C, N*h*w)
+    v = values.permute(0, 1, 3, 4, 2).flatten(1, 3).float()  # (B, N*h*w, L)
+    rows = max(1, config.chunk_size // width)
+    bands = []
+    for top in range(0, height, rows):
+        q = queries[:, :, top : top + rows].flatten(2).transpose(1, 2).float() / config.temperature  # (B, Q, C)
+        bands.append(_weighted_sum(torch.bmm(q, k), v, config.topk))
+    return torch.cat(bands, dim=1).transpose(1, 2).reshape(batch, -1, height, width)
 
 
-def _reference_rows(top: int, bottom: int, height: int, radius: int | None) -> tuple[int, int]:
-    if radius is None:
-        return 0, height
-    return max(0, top - radius), min(height, bottom - 1 + radius + 1)
+def _attend_local(queries: Tensor, keys: Tensor, values: Tensor, config: AffinityConfig) -> Tensor:
+    """Each target pixel against the reference pixels within ``radius`` cells of it.
+
+    The target grid is cut into square tiles; a tile meets only the reference cells of its
+    window-sized neighbourhood, so work and memory scale with the window, not the frame.
+    """
+    batch, channels, height, width = queries.shape
+    num_refs, num_labels = keys.shape[1], values.shape[2]
+    radius = config.radius
+    tile = _tile_size(config.chunk_size, radius, height, width)
+    tiles_y, tiles_x = -(-height // tile), -(-width // tile)
+    pad_bottom, pad_right = tiles_y * tile - height, tiles_x * tile - width
+    q = _tiles(queries.float() / config.temperature, tile, 0, pad_bottom, pad_right)  # (B*T, C, tile*tile)
+    span = tile + 2 * radius
+    k = _tiles(keys.flatten(0, 1).float(), span, radius, pad_bottom, pad_right, stride=tile)
+    v = _tiles(values.flatten(0, 1).float(), span, radius, pad_bottom, pad_right, stride=tile)
+    inside = _tiles(torch.ones(1, 1, height, width, device=queries.device), span, radius, pad_bottom, pad_right, stride=tile)
+    k = _gather_refs(k, batch, num_refs, channels)  # (B*T, C, N*span*span)
+    v = _gather_refs(v, batch, num_refs, num_labels).transpose(1, 2)  # (B*T, N*span*span, L)
+    window = _window_mask(tile, radius, queries.device).repeat(1, num_refs)
+    blocked = window[None] | (inside < 0.5).repeat(batch, 1, num_refs)  # (B*T, Q, N*span*span)
+    per_chunk = max(1, config.chunk_size // (tile * tile))
+    outputs = []
+    for start in range(0, q.shape[0], per_chunk):
+        chunk = slice(start, start + per_chunk)
+        similarity = torch.bmm(q[chunk].transpose(1, 2), k[chunk])
+        # The lowest finite value, not -inf: padding targets whose whole window is blocked must not give NaN.
+        similarity = similarity.masked_fill(blocked[chunk], torch.finfo(similarity.dtype).min)
+        outputs.append(_weighted_sum(similarity, v[chunk], config.topk))
+    out = torch.cat(outputs).view(batch, tiles_y, tiles_x, tile, tile, num_labels)
+    out = out.permute(0, 5, 1, 3, 2, 4).reshape(batch, num_labels, tiles_y * tile, tiles_x * tile)
+    return out[:, :, :height, :width]
 
 
-def _outside_window(
-    top: int, bottom: int, ref_top: int, ref_bottom: int, width: int, num_refs: int, radius: int
-) -> Tensor:
-    """(Q, R) bool: reference cell further than ``radius`` from the target cell in y or x."""
-    qy, qx = _grid(top, bottom, width)
-    ry, rx = _grid(ref_top, ref_bottom, width)
-    far = ((qy[:, None] - ry[None, :]).abs() > radius) | ((qx[:, None] - rx[None, :]).abs() > radius)
-    return far.repeat(1, num_refs)
+def _tile_size(chunk_size: int, radius: int, height: int, width: int) -> int:
+    """Tiles of about twice the radius balance wasted candidates against per-tile overhead (measured)."""
+    by_window = max(8, 2 * radius)
+    by_budget = max(1, int(chunk_size**0.5))
+    return max(1, min(by_window, by_budget, max(height, width)))
 
 
-def _grid(top: int, bottom: int, width: int) -> tuple[Tensor, Tensor]:
-    ys, xs = torch.meshgrid(torch.arange(top, bottom), torch.arange(width), indexing="ij")
-    return ys.flatten(), xs.flatten()
+def _tiles(maps: Tensor, size: int, margin: int, pad_bottom: int, pad_right: int, stride: int | None = None) -> Tensor:
+    """maps: (M, C, h, w). Returns (M * tiles, C, size * size): tiles of the map padded with zeros
+    by ``margin`` on every side (plus the bottom/right remainder), tile-major per map."""
+    count, channels = maps.shape[:2]
+    padded = F.pad(maps, (margin, margin + pad_right, margin, margin + pad_bottom))
+    patches = F.unfold(padded, size, stride=stride or size)  # (M, C*size*size, tiles)
+    num_tiles = patches.shape[-1]
+    return patches.view(count, channels, size * size, num_tiles).permute(0, 3, 1, 2).reshape(-1, channels, size * size)
+
+
+def _gather_refs(tiles: Tensor, batch: int, num_refs: int, channels: int) -> Tensor:
+    """(B*N*T, C, S) -> (B*T, C, N*S): the N reference frames' tiles side by side."""
+    size = tiles.shape[-1]
+    per_ref = tiles.view(batch, num_refs, -1, channels, size)
+    return per_ref.permute(0, 2, 3, 1, 4).reshape(-1, channels, num_refs * size)
+
+
+def _window_mask(tile: int, radius: int, device: torch.device) -> Tensor:
+    """(tile*tile, span*span) bool: True where the reference cell is outside the target's window."""
+    span = tile + 2 * radius
+    qy, qx = (c.flatten() for c in torch.meshgrid(torch.arange(tile), torch.arange(tile), indexing="ij"))
+    ry, rx = (c.flatten() - radius for c in torch.meshgrid(torch.arange(span), torch.arange(span), indexing="ij"))
+    far = ((qy[:, None] - ry[None]).abs() > radius) | ((qx[:, None] - rx[None]).abs() > radius)
+    return far.to(device)
+
+
+def _weighted_sum(similarity: Tensor, values: Tensor, topk: int | None) -> Tensor:
+    """similarity: (B, Q, R) logits; values: (B, R, L). Returns (B, Q, L)."""
+    if topk is None or topk >= similarity.shape[-1]:
+        return torch.bmm(torch.softmax(similarity, dim=-1), values)
+    scores, index = similarity.topk(topk, dim=-1)
+    weights = torch.softmax(scores, dim=-1)  # (B, Q, k)
+    num_labels = values.shape[-1]
+    picked = torch.gather(
+        values.unsqueeze(1).expand(-1, index.shape[1], -1, -1),
+        2,
+        index.unsqueeze(-1).expand(-1, -1, -1, num_labels),
+    )  # (B, Q, k, L)
+    return (weights.unsqueeze(-1) * picked).sum(dim=2)
