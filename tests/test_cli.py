@@ -1,0 +1,128 @@
+"""The command line end to end, on generated videos and a generated DAVIS-layout dataset."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from colortrack.cli import main
+from colortrack.io.masks import read_mask, write_mask
+from colortrack.io.video import VideoReader, write_frames_png, write_video
+from colortrack.synthetic import make_video
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clip")
+    video = make_video(num_frames=10, height=64, width=96, num_objects=2, seed=4)
+    write_video(folder / "video.mp4", video.frames, video.fps)
+    write_mask(folder / "first.png", video.masks[0])
+    return folder, video
+
+
+@pytest.fixture(scope="module")
+def davis_root(tmp_path_factory):
+    """Two sequences in the DAVIS layout: one DAVIS-2016 style (0/255), one with two palette ids."""
+    root = tmp_path_factory.mktemp("davis")
+    for name, objects, seed in (("alpha", 1, 1), ("beta", 2, 2)):
+        video = make_video(num_frames=8, height=48, width=64, num_objects=objects, seed=seed)
+        write_frames_png(root / "JPEGImages" / "480p" / name, video.frames)
+        for index, mask in enumerate(video.masks):
+            path = root / "Annotations" / "480p" / name / f"{index:05d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_mask(path, mask)
+    return root
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "colortrack", *map(str, args)], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_track_writes_native_size_masks_and_an_overlay(clip, tmp_path):
+    folder, video = clip
+    assert main(["track", str(folder / "video.mp4"), "--mask", str(folder / "first.png"), "--out", str(tmp_path), "--quiet"]) == 0
+    masks = sorted((tmp_path / "masks").glob("*.png"))
+    assert [path.name for path in masks] == [f"{index:05d}.png" for index in range(10)]
+    assert read_mask(masks[-1]).shape == (64, 96)
+    np.testing.assert_array_equal(read_mask(masks[0]), video.masks[0])
+    assert VideoReader(tmp_path / "overlay.mp4").info.num_frames == 10
+    assert json.loads((tmp_path / "config.json").read_text())["method"] == "color"
+
+
+@pytest.mark.parametrize("method", ["identity", "flow", "color"])
+def test_eval_davis_writes_predictions_and_results(davis_root, tmp_path, method):
+    out = tmp_path / method
+    assert main(["eval", "davis", "--root", str(davis_root), "--method", method, "--out", str(out), "--quiet"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert {"J&F", "J", "F", "J-Recall", "J-Decay", "sequences", "seconds_per_frame"} <= set(results)
+    assert [row["sequence"] for row in results["sequences"]] == ["alpha", "beta", "beta"]
+    assert 0.0 <= results["J&F"] <= 100.0
+    assert len(list((out / "beta").glob("*.png"))) == 8
+
+
+def test_eval_identity_scores_a_static_video_perfectly(tmp_path):
+    root = tmp_path / "davis"
+    video = make_video(num_frames=5, height=32, width=32, num_objects=1, seed=0)
+    write_frames_png(root / "JPEGImages" / "480p" / "still", np.repeat(video.frames[:1], 5, axis=0))
+    for index in range(5):
+        write_mask(root / "Annotations" / "480p" / "still" / f"{index:05d}.png", video.masks[0])
+    assert main(["eval", "davis", "--root", str(root), "--method", "identity", "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["J&F"] == pytest.approx(100.0)
+
+
+def test_eval_rerun_skips_finished_sequences(davis_root, tmp_path):
+    args = ["eval", "davis", "--root", str(davis_root), "--method", "identity", "--out", str(tmp_path), "--quiet"]
+    assert main(args) == 0
+    first = json.loads((tmp_path / "results.json").read_text())
+    marker = tmp_path / "alpha" / "00003.png"
+    stamp = marker.stat().st_mtime_ns
+    assert main(args) == 0
+    assert marker.stat().st_mtime_ns == stamp
+    assert json.loads((tmp_path / "results.json").read_text())["J&F"] == first["J&F"]
+
+
+def test_eval_refuses_to_mix_configurations(davis_root, tmp_path):
+    base = ["eval", "davis", "--root", str(davis_root), "--out", str(tmp_path), "--quiet", "--sequences", "alpha"]
+    assert main(base + ["--method", "identity"]) == 0
+    result = run_cli(*base, "--method", "flow")
+    assert result.returncode == 2
+    assert "another configuration" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "make_args, expected",
+    [
+        (lambda d, c: ["track", d / "missing.mp4", "--mask", c / "first.png", "--out", d / "o"], "missing.mp4"),
+        (lambda d, c: ["track", c / "video.mp4", "--mask", d / "missing.png", "--out", d / "o"], "missing.png"),
+        (lambda d, c: ["track", d / "corrupt.mp4", "--mask", c / "first.png", "--out", d / "o"], "corrupt.mp4"),
+        (lambda d, c: ["track", d / "empty", "--mask", c / "first.png", "--out", d / "o"], "empty"),
+        (lambda d, c: ["track", c / "video.mp4", "--mask", d / "small.png", "--out", d / "o"], "small.png: mask is 32x16 but the video is 96x64"),
+        (lambda d, c: ["track", c / "video.mp4", "--mask", c / "first.png", "--out", d / "o", "--method", "nope"], "unknown method 'nope'"),
+        (lambda d, c: ["track", c / "video.mp4", "--mask", c / "first.png", "--out", d / "afile"], "afile: output path exists and is not a folder"),
+        (lambda d, c: ["eval", "davis", "--root", d / "nodavis", "--out", d / "o"], "nodavis"),
+    ],
+)
+def test_bad_input_fails_with_one_clear_line(clip, tmp_path, make_args, expected):
+    folder, _ = clip
+    (tmp_path / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "afile").write_text("not a folder")
+    write_mask(tmp_path / "small.png", np.zeros((16, 32), np.uint8))
+    result = run_cli(*make_args(tmp_path, folder))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("colortrack: error: "), result.stderr
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    result = run_cli("demo", "--out", tmp_path, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "Overall" in result.stdout
+    assert (tmp_path / "tracked" / "overlay.mp4").is_file()
