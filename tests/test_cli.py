@@ -126,3 +126,14 @@ def test_demo_runs_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Overall" in result.stdout
     assert (tmp_path / "tracked" / "overlay.mp4").is_file()
+
+
+def test_command_line_overrides_the_preset():
+    from colortrack.cli import build_parser, track_config
+
+    args = build_parser().parse_args(
+        ["track", "v.mp4", "--mask", "m.png", "--out", "o", "--preset", "paper", "--topk", "5", "--radius", "0", "--recent", "7", "--first-frame", "keep"]
+    )
+    config = track_config(args)
+    assert (config.affinity.topk, config.affinity.radius, config.affinity.temperature) == (5, None, 0.5)
+    assert (config.memory.recent, config.memory.keep_first) == (7, True)

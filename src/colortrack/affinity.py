@@ -13,6 +13,7 @@ number of label channels.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -76,33 +77,40 @@ def _attend_local(queries: Tensor, keys: Tensor, values: Tensor, config: Affinit
 
     The target grid is cut into square tiles; a tile meets only the reference cells of its
     window-sized neighbourhood, so work and memory scale with the window, not the frame.
+    Reference cells outside the image get an extra key channel of -BLOCKED (the queries carry a
+    1 there), so the one matrix product both scores and excludes them.
     """
-    batch, channels, height, width = queries.shape
+    batch, _, height, width = queries.shape
     num_refs, num_labels = keys.shape[1], values.shape[2]
     radius = config.radius
     tile = _tile_size(config.chunk_size, radius, height, width)
     tiles_y, tiles_x = -(-height // tile), -(-width // tile)
-    pad_bottom, pad_right = tiles_y * tile - height, tiles_x * tile - width
-    q = _tiles(queries.float() / config.temperature, tile, 0, pad_bottom, pad_right)  # (B*T, C, tile*tile)
+    pad = (tiles_y * tile - height, tiles_x * tile - width)
     span = tile + 2 * radius
-    k = _tiles(keys.flatten(0, 1).float(), span, radius, pad_bottom, pad_right, stride=tile)
-    v = _tiles(values.flatten(0, 1).float(), span, radius, pad_bottom, pad_right, stride=tile)
-    inside = _tiles(torch.ones(1, 1, height, width, device=queries.device), span, radius, pad_bottom, pad_right, stride=tile)
-    k = _gather_refs(k, batch, num_refs, channels)  # (B*T, C, N*span*span)
-    v = _gather_refs(v, batch, num_refs, num_labels).transpose(1, 2)  # (B*T, N*span*span, L)
-    window = _window_mask(tile, radius, queries.device).repeat(1, num_refs)
-    blocked = window[None] | (inside < 0.5).repeat(batch, 1, num_refs)  # (B*T, Q, N*span*span)
+    ones = torch.ones_like(queries[:, :1])
+    q = _tiles(torch.cat([queries.float() / config.temperature, ones.float()], 1), tile, 0, pad)  # (B*T, C+1, Q)
+    flat_keys = keys.flatten(0, 1).float()
+    k = torch.cat(
+        [_tiles(flat_keys, span, radius, pad, stride=tile), _tiles(torch.zeros_like(flat_keys[:, :1]), span, radius, pad, stride=tile, fill=-_BLOCKED)],
+        dim=1,
+    )
+    v = _tiles(values.flatten(0, 1).float(), span, radius, pad, stride=tile)
+    k = _gather_refs(k, batch, num_refs)  # (B*T, C+1, N*span*span)
+    v = _gather_refs(v, batch, num_refs).transpose(1, 2)  # (B*T, N*span*span, L)
+    window_bias = _window_bias(tile, radius, num_refs, str(queries.device))  # (Q, N*span*span)
     per_chunk = max(1, config.chunk_size // (tile * tile))
     outputs = []
     for start in range(0, q.shape[0], per_chunk):
         chunk = slice(start, start + per_chunk)
-        similarity = torch.bmm(q[chunk].transpose(1, 2), k[chunk])
-        # The lowest finite value, not -inf: padding targets whose whole window is blocked must not give NaN.
-        similarity = similarity.masked_fill(blocked[chunk], torch.finfo(similarity.dtype).min)
+        similarity = torch.baddbmm(window_bias, q[chunk].transpose(1, 2), k[chunk])
         outputs.append(_weighted_sum(similarity, v[chunk], config.topk))
     out = torch.cat(outputs).view(batch, tiles_y, tiles_x, tile, tile, num_labels)
     out = out.permute(0, 5, 1, 3, 2, 4).reshape(batch, num_labels, tiles_y * tile, tiles_x * tile)
     return out[:, :, :height, :width]
+
+
+# Finite, not -inf: a padding target whose whole window is blocked must get weights, not NaN.
+_BLOCKED = 1e30
 
 
 def _tile_size(chunk_size: int, radius: int, height: int, width: int) -> int:
@@ -112,30 +120,34 @@ def _tile_size(chunk_size: int, radius: int, height: int, width: int) -> int:
     return max(1, min(by_window, by_budget, max(height, width)))
 
 
-def _tiles(maps: Tensor, size: int, margin: int, pad_bottom: int, pad_right: int, stride: int | None = None) -> Tensor:
-    """maps: (M, C, h, w). Returns (M * tiles, C, size * size): tiles of the map padded with zeros
-    by ``margin`` on every side (plus the bottom/right remainder), tile-major per map."""
+def _tiles(
+    maps: Tensor, size: int, margin: int, pad: tuple[int, int], stride: int | None = None, fill: float = 0.0
+) -> Tensor:
+    """maps: (M, C, h, w). Returns (M * tiles, C, size * size): tiles of the map padded with
+    ``fill`` by ``margin`` on every side plus ``pad`` = (bottom, right), tile-major per map."""
     count, channels = maps.shape[:2]
-    padded = F.pad(maps, (margin, margin + pad_right, margin, margin + pad_bottom))
+    padded = F.pad(maps, (margin, margin + pad[1], margin, margin + pad[0]), value=fill)
     patches = F.unfold(padded, size, stride=stride or size)  # (M, C*size*size, tiles)
     num_tiles = patches.shape[-1]
     return patches.view(count, channels, size * size, num_tiles).permute(0, 3, 1, 2).reshape(-1, channels, size * size)
 
 
-def _gather_refs(tiles: Tensor, batch: int, num_refs: int, channels: int) -> Tensor:
+def _gather_refs(tiles: Tensor, batch: int, num_refs: int) -> Tensor:
     """(B*N*T, C, S) -> (B*T, C, N*S): the N reference frames' tiles side by side."""
-    size = tiles.shape[-1]
+    channels, size = tiles.shape[-2:]
     per_ref = tiles.view(batch, num_refs, -1, channels, size)
     return per_ref.permute(0, 2, 3, 1, 4).reshape(-1, channels, num_refs * size)
 
 
-def _window_mask(tile: int, radius: int, device: torch.device) -> Tensor:
-    """(tile*tile, span*span) bool: True where the reference cell is outside the target's window."""
+@functools.lru_cache(maxsize=16)
+def _window_bias(tile: int, radius: int, num_refs: int, device: str) -> Tensor:
+    """(tile*tile, N*span*span): -BLOCKED where the reference cell is outside the target's window."""
     span = tile + 2 * radius
     qy, qx = (c.flatten() for c in torch.meshgrid(torch.arange(tile), torch.arange(tile), indexing="ij"))
     ry, rx = (c.flatten() - radius for c in torch.meshgrid(torch.arange(span), torch.arange(span), indexing="ij"))
     far = ((qy[:, None] - ry[None]).abs() > radius) | ((qx[:, None] - rx[None]).abs() > radius)
-    return far.to(device)
+    bias = torch.zeros(far.shape).masked_fill_(far, -_BLOCKED)
+    return bias.repeat(1, num_refs).to(device)
 
 
 def _weighted_sum(similarity: Tensor, values: Tensor, topk: int | None) -> Tensor:

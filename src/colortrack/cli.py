@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from colortrack import __version__
 from colortrack.errors import InputError
 from colortrack.methods import make_propagator, resolve_preset
-from colortrack.tracker import PRESETS, pick_device
+from colortrack.tracker import PRESETS, TrackConfig, pick_device
 
 DEFAULT_METHOD = "color"
 
@@ -43,6 +44,13 @@ def _add_method_options(parser: argparse.ArgumentParser) -> None:
         "--method", default=DEFAULT_METHOD, help="identity, flow, color, or a checkpoint (file or run folder)"
     )
     parser.add_argument("--preset", default="default", choices=sorted(PRESETS), help="propagation settings")
+    tuning = parser.add_argument_group("override the preset")
+    tuning.add_argument("--temperature", type=float, help="softmax temperature")
+    tuning.add_argument("--topk", type=int, help="most similar reference pixels kept (0: all)")
+    tuning.add_argument("--radius", type=int, help="local window radius in feature cells (0: global)")
+    tuning.add_argument("--recent", type=int, help="number of most recent frames in the context")
+    tuning.add_argument("--first-frame", choices=("keep", "drop"), help="keep the first frame in the context")
+    tuning.add_argument("--input-height", type=int, help="resize frames to this height before embedding")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -82,10 +90,31 @@ def _add_train(commands) -> None:
     add_train_parser(commands)
 
 
+def track_config(args: argparse.Namespace) -> TrackConfig:
+    """The preset with the command line's overrides applied (0 disables top-k or the radius)."""
+    config = resolve_preset(args.preset)
+    affinity, memory = {}, {}
+    if args.temperature is not None:
+        affinity["temperature"] = args.temperature
+    if args.topk is not None:
+        affinity["topk"] = args.topk or None
+    if args.radius is not None:
+        affinity["radius"] = args.radius or None
+    if args.recent is not None:
+        memory["recent"] = args.recent
+    if args.first_frame is not None:
+        memory["keep_first"] = args.first_frame == "keep"
+    return TrackConfig(
+        affinity=replace(config.affinity, **affinity),
+        memory=replace(config.memory, **memory),
+        input_height=args.input_height or config.input_height,
+    )
+
+
 def _run_track(args: argparse.Namespace) -> int:
     from colortrack.pipeline import track_video
 
-    config = resolve_preset(args.preset)
+    config = track_config(args)
     propagator = make_propagator(args.method, config, pick_device(args.device))
     settings = {"method": args.method, "preset": args.preset, "track": config.to_dict()}
     output = track_video(args.video, args.mask, args.out, propagator, settings, not args.no_overlay, not args.quiet)
@@ -101,7 +130,7 @@ def _run_eval_davis(args: argparse.Namespace) -> int:
 
     names = [name for name in args.sequences.split(",") if name] if args.sequences else None
     dataset = DavisDataset(args.root, resolution=args.resolution, sequences=names)
-    config = resolve_preset(args.preset)
+    config = track_config(args)
     propagator = make_propagator(args.method, config, pick_device(args.device))
     eval_config = DavisEvalConfig(
         root=str(args.root),

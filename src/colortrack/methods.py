@@ -34,3 +34,4 @@ def resolve_preset(name: str) -> TrackConfig:
     if name not in PRESETS:
         raise InputError("--preset", f"unknown preset '{name}': choose {', '.join(PRESETS)}")
     return PRESETS[name]
+
