@@ -1,0 +1,1 @@
+"""Self-supervised training of the colourization network on unlabelled colour video."""

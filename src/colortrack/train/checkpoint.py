@@ -1,0 +1,227 @@
+"""Checkpoints of a training run, and loading a trained embedder for tracking.
+
+Layout of a run folder::
+
+    RUN_DIR/config.json                      the TrainConfig, written at start
+    RUN_DIR/log.csv                          step, loss, lr, clips_per_s, elapsed
+    RUN_DIR/checkpoints/step_000500/
+        model.safetensors                    weights and BatchNorm statistics
+        checkpoint.json                      step, TrainConfig, ModelConfig, colour centres
+        state.pt                             optimizer, grad scaler and RNG states (for --resume)
+    RUN_DIR/ckpt -> checkpoints/step_000500  the latest checkpoint
+
+Every file is written to a temporary name and moved into place, and ``checkpoint.json`` is
+written last, so a checkpoint folder without it is incomplete and ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from colortrack.errors import InputError
+from colortrack.io.atomic import atomic_write, atomic_write_json
+from colortrack.model import ColorizationNet, ModelConfig
+
+CHECKPOINTS = "checkpoints"
+LATEST = "ckpt"
+WEIGHTS = "model.safetensors"
+META = "checkpoint.json"
+STATE = "state.pt"
+FORMAT = "colortrack-colorization"
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+def checkpoint_dir(run_dir: str | os.PathLike, step: int) -> Path:
+    return Path(run_dir) / CHECKPOINTS / f"step_{step:06d}"
+
+
+def save_checkpoint(
+    run_dir: str | os.PathLike,
+    step: int,
+    model: nn.Module,
+    meta: dict[str, Any],
+    state: dict[str, Any],
+    keep: int = 0,
+) -> Path:
+    """Write checkpoint ``step`` of ``run_dir``, point ``RUN_DIR/ckpt`` at it and keep only the
+    ``keep`` most recent checkpoints (0: all).
+
+    meta: JSON-able; must hold "train_config", "model_config" and "color_centers" (k x 2 list).
+    state: torch-saveable resume state (optimizer, scaler, ...); RNG states are added here.
+    Returns the checkpoint folder.
+    """
+    folder = checkpoint_dir(run_dir, step)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    with atomic_write(folder / WEIGHTS) as tmp:
+        save_file(weights, str(tmp))
+    with atomic_write(folder / STATE) as tmp:
+        torch.save({**state, "step": step, "rng": rng_states()}, tmp)
+    atomic_write_json(folder / META, {"format": FORMAT, **meta, "step": step})
+    _point_latest(Path(run_dir), folder)
+    _prune(Path(run_dir), keep)
+    return folder
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The complete checkpoint of ``run_dir`` with the highest step, or None."""
+    root = Path(run_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return None
+    complete = [p for p in root.iterdir() if _STEP_DIR.match(p.name) and (p / META).is_file()]
+    return max(complete, key=_step_of, default=None)
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A run folder, a checkpoint folder or its ``model.safetensors`` -> the checkpoint folder."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such checkpoint file or folder")
+    if path.is_file():
+        folder = path.parent
+    elif (path / META).is_file():
+        folder = path
+    else:
+        folder = latest_checkpoint(path)
+        if folder is None:
+            raise InputError(path, f"no checkpoint here (expected {WEIGHTS} and {META}, or a run folder)")
+    if not (folder / META).is_file() or not (folder / WEIGHTS).is_file():
+        raise InputError(path, f"incomplete checkpoint: {folder} lacks {META} or {WEIGHTS}")
+    return folder
+
+
+def read_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The checkpoint.json of the checkpoint at ``path`` (see :func:`resolve_checkpoint`)."""
+    meta_path = resolve_checkpoint(path) / META
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as err:
+        raise InputError(meta_path, f"unreadable checkpoint description ({err})") from err
+    if meta.get("format") != FORMAT:
+        raise InputError(meta_path, f"not a {FORMAT} checkpoint")
+    return meta
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike) -> None:
+    """Load the checkpoint's weights into ``model``, strictly: any missing or unexpected key, or
+    shape mismatch, raises InputError(path, "checkpoint does not match the model: ...")."""
+    weights_path = resolve_checkpoint(path) / WEIGHTS
+    try:
+        weights = load_file(str(weights_path))
+    except (SafetensorError, OSError) as err:
+        raise InputError(weights_path, f"unreadable weights ({err})") from err
+    problem = _mismatch(model.state_dict(), weights)
+    if problem:
+        raise InputError(path, f"checkpoint does not match the model: {problem}")
+    model.load_state_dict(weights, strict=True)
+
+
+def load_embedder(path: str | os.PathLike, device: torch.device | None = None) -> ColorizationNet:
+    """The trained network of a checkpoint (run folder, checkpoint folder or .safetensors file),
+    on ``device`` (default CPU), in eval mode."""
+    meta = read_meta(path)
+    try:
+        config = ModelConfig.from_dict(meta["model_config"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputError(path, f"checkpoint has an invalid model_config ({err})") from err
+    model = ColorizationNet(config)
+    load_weights(model, path)
+    return model.to(device or torch.device("cpu")).eval()
+
+
+def load_color_centers(path: str | os.PathLike) -> Tensor:
+    """(k, 2) float32 ab centres the checkpoint's network was trained to predict."""
+    meta = read_meta(path)
+    centers = torch.tensor(meta["color_centers"], dtype=torch.float32)
+    if centers.ndim != 2 or centers.shape[1] != 2:
+        raise InputError(path, f"color_centers must be k x 2, got {tuple(centers.shape)}")
+    return centers
+
+
+def load_training_state(path: str | os.PathLike) -> dict[str, Any]:
+    """The resume state saved with the checkpoint (optimizer, scaler, rng, step)."""
+    state_path = resolve_checkpoint(path) / STATE
+    try:
+        return torch.load(state_path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError) as err:
+        raise InputError(state_path, f"unreadable training state ({err})") from err
+
+
+def rng_states() -> dict[str, Any]:
+    """The torch, numpy and python RNG states, in a form ``torch.load(weights_only=True)`` accepts."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    kind, keys, position, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    random.setstate(_as_tuples(states["python"]))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _as_tuples(value: Any) -> Any:
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def _mismatch(expected: dict[str, Tensor], found: dict[str, Tensor]) -> str:
+    """'' when ``found`` fits ``expected`` exactly, else a short description of the differences."""
+    missing = sorted(expected.keys() - found.keys())
+    unexpected = sorted(found.keys() - expected.keys())
+    shapes = [
+        f"{name} {tuple(found[name].shape)} vs {tuple(tensor.shape)}"
+        for name, tensor in expected.items()
+        if name in found and found[name].shape != tensor.shape
+    ]
+    parts = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape", shapes)):
+        if items:
+            more = f" (+{len(items) - 3} more)" if len(items) > 3 else ""
+            parts.append(f"{label} {', '.join(items[:3])}{more}")
+    return "; ".join(parts)
+
+
+def _point_latest(run_dir: Path, folder: Path) -> None:
+    """Atomically make ``RUN_DIR/ckpt`` a relative symlink to ``folder``."""
+    link = run_dir / LATEST
+    tmp = run_dir / f".{LATEST}.{secrets.token_hex(6)}.tmp"
+    try:
+        os.symlink(folder.relative_to(run_dir), tmp, target_is_directory=True)
+        os.replace(tmp, link)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+def _prune(run_dir: Path, keep: int) -> None:
+    if keep <= 0:
+        return
+    root = run_dir / CHECKPOINTS
+    steps = sorted((p for p in root.iterdir() if _STEP_DIR.match(p.name)), key=_step_of)
+    for old in steps[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _step_of(folder: Path) -> int:
+    return int(_STEP_DIR.match(folder.name).group(1))

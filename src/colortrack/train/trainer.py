@@ -1,0 +1,432 @@
+"""Self-supervised colourization training (Vondrick et al. 2018), single process or DDP.
+
+Under ``torchrun`` (RANK, WORLD_SIZE and LOCAL_RANK in the environment) every process trains a
+DistributedDataParallel replica on its own samples; only rank 0 writes logs and checkpoints.
+A run killed at any point resumes from its latest checkpoint to the same weights an
+uninterrupted run reaches (the clips are a pure function of the sample index, and the
+optimizer and RNG states are saved).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from colortrack.affinity import AffinityConfig
+from colortrack.errors import InputError
+from colortrack.io.atomic import atomic_write_json, atomic_write_text
+from colortrack.model import MODEL_PRESETS, ColorizationNet, ModelConfig
+from colortrack.tracker import pick_device
+from colortrack.train import checkpoint as ckpt
+from colortrack.train.data import (
+    CachedVideo,
+    ClipConfig,
+    ClipDataset,
+    StepBatchSampler,
+    find_videos,
+    prepare_cache,
+    sample_ab,
+)
+from colortrack.train.loss import colorization_loss
+from colortrack.train.quantize import fit_color_centers
+
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+LOG_FIELDS = ("step", "loss", "lr", "clips_per_s", "elapsed")
+# Crop size used when the config leaves it unset: the paper's 256 for ResNet-18, CPU-sized otherwise.
+DEFAULT_CROP = {"resnet18": 256, "small": 128}
+# What may differ between a run and its resumption: none of it changes the weights.
+RESUMABLE = ("steps", "workers", "log_every", "checkpoint_every", "keep_checkpoints", "device", "progress")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; saved as RUN_DIR/config.json and in checkpoints.
+
+    model: the architecture; None takes MODEL_PRESETS[model_preset].
+    lr_schedule: piecewise constant, [(first step, lr), ...] sorted by step (paper: 1e-3 then 1e-4).
+    crop_size: None takes DEFAULT_CROP[model_preset] (128 when unknown).
+    cache_short_side / fps: frames are cached at this short side and frame rate (paper ~6 fps).
+    cache_dir: None caches in RUN_DIR/cache.
+    channel_dropout: "lab" input only: share of clips with their ab (or L) input zeroed.
+    precision: "fp32", "bf16", "fp16" (with a gradient scaler) or "auto" (bf16 or fp16 on CUDA,
+    fp32 on CPU). The affinity softmax and the loss always run in fp32.
+    keep_checkpoints: how many recent checkpoints to keep (0: all).
+    """
+
+    data: list[str] = field(default_factory=list)
+    out: str = "runs/colorize"
+    model_preset: str = "small"
+    model: ModelConfig | None = None
+    steps: int = 10000
+    batch_size: int = 16
+    lr_schedule: list[tuple[int, float]] = field(default_factory=lambda: [(0, 1e-3)])
+    crop_size: int | None = None
+    scale_jitter: tuple[float, float] = (0.8, 1.25)
+    hflip: bool = True
+    channel_dropout: float = 0.5
+    cache_short_side: int = 240
+    cache_dir: str | None = None
+    fps: float = 6.0
+    clip_frames: int = 4
+    num_colors: int = 16
+    kmeans_samples: int = 20000
+    temperature: float = 1.0
+    seed: int = 0
+    precision: str = "fp32"
+    workers: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    device: str = "auto"
+    progress: bool = True
+
+    def resolved(self) -> TrainConfig:
+        """A copy with the model and crop size filled in from the preset, checked."""
+        if self.model is None and self.model_preset not in MODEL_PRESETS:
+            raise InputError("--model", f"unknown preset {self.model_preset!r} (choose {', '.join(MODEL_PRESETS)})")
+        if self.precision not in PRECISIONS:
+            raise InputError("--precision", f"must be one of {', '.join(PRECISIONS)}")
+        model = self.model or MODEL_PRESETS[self.model_preset]
+        crop = self.crop_size or DEFAULT_CROP.get(self.model_preset, 128)
+        if crop % model.stride:
+            raise InputError("--crop-size", f"{crop} is not a multiple of the model stride {model.stride}")
+        if not self.lr_schedule or self.lr_schedule[0][0] != 0:
+            raise InputError("--lr", "the schedule must start at step 0")
+        return replace(self, model=model, crop_size=crop, lr_schedule=sorted(map(tuple, self.lr_schedule)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        data = dict(data)
+        if data.get("model") is not None:
+            data["model"] = ModelConfig.from_dict(data["model"])
+        data["lr_schedule"] = [(int(step), float(lr)) for step, lr in data["lr_schedule"]]
+        data["scale_jitter"] = tuple(data["scale_jitter"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    checkpoint: Path
+    step: int
+    loss: float
+
+
+@dataclass(frozen=True)
+class _Distributed:
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def primary(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def lr_at(schedule: list[tuple[int, float]], step: int) -> float:
+    """The learning rate of the last schedule entry whose step is <= ``step``."""
+    return [lr for start, lr in schedule if start <= step][-1]
+
+
+def load_run_config(run_dir: str | os.PathLike) -> TrainConfig:
+    """The TrainConfig saved in RUN_DIR/config.json."""
+    path = Path(run_dir) / "config.json"
+    try:
+        return TrainConfig.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        raise InputError(path, f"cannot read the run's configuration ({err})") from err
+
+
+def train(config: TrainConfig, resume: bool = False) -> TrainResult:
+    """Train (or, with ``resume``, continue the run in ``config.out``) up to ``config.steps``.
+
+    Resuming takes the weights, optimizer and RNG states and the colour centres of the latest
+    checkpoint; ``config`` should be the run's saved one, with only RESUMABLE fields changed.
+    """
+    config = config.resolved()
+    with _distributed(config.device) as env:
+        return _train(config, resume, env)
+
+
+def _train(config: TrainConfig, resume: bool, env: _Distributed) -> TrainResult:
+    run_dir = Path(config.out)
+    latest = ckpt.latest_checkpoint(run_dir)
+    if latest is not None and not resume:
+        raise InputError(run_dir, "already holds a training run; pass --resume to continue it or pick another --out")
+    videos = _cached_videos(config, run_dir, env)
+    torch.manual_seed(config.seed)
+    model = ColorizationNet(config.model).to(env.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr_schedule[0][1])
+    fp16 = autocast_dtype(config.precision, env.device) == torch.float16
+    scaler = torch.amp.GradScaler(env.device.type, enabled=fp16)
+    start, elapsed = 0, 0.0
+    if resume and latest is not None:
+        centers, start, elapsed = _restore(latest, model, optimizer, scaler)
+    else:
+        centers = _fit_centers(config, videos, env)
+    if env.primary:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run_dir / "config.json", config.to_dict())
+        _trim_log(run_dir / "log.csv", start)
+    dataset = ClipDataset(videos, centers, _clip_config(config), config.seed)
+    return _loop(config, env, model, optimizer, scaler, dataset, centers, start, elapsed)
+
+
+def _loop(
+    config: TrainConfig,
+    env: _Distributed,
+    model: ColorizationNet,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    dataset: ClipDataset,
+    centers: Tensor,
+    start: int,
+    elapsed: float,
+) -> TrainResult:
+    run_dir = Path(config.out)
+    network: nn.Module = model
+    if env.enabled:
+        network = DistributedDataParallel(model, device_ids=[env.device.index] if env.device.type == "cuda" else None)
+    network.train()
+    loader = _loader(dataset, config, env, start)
+    affinity = AffinityConfig(temperature=config.temperature, topk=None, radius=None)
+    dtype = autocast_dtype(config.precision, env.device)
+    bar = tqdm(total=config.steps, initial=start, desc="train", dynamic_ncols=True,
+               disable=not (env.primary and config.progress))
+    window = _Window()
+    step, loss = start, float("nan")
+    for step, batch in enumerate(loader, start=start + 1):
+        lr = lr_at(config.lr_schedule, step - 1)
+        x = batch["input"].to(env.device, non_blocking=True)
+        color_ids = batch["color_ids"].to(env.device, non_blocking=True)
+        window.add(train_step(network, optimizer, scaler, x, color_ids, config.num_colors, affinity, lr, dtype))
+        bar.update(1)
+        if step % config.log_every == 0 or step == config.steps:
+            loss, clips_per_s, seconds = window.flush(config.batch_size * env.world_size, env)
+            elapsed += seconds
+            if env.primary:
+                bar.set_postfix(loss=f"{loss:.4f}", clips_s=f"{clips_per_s:.1f}")
+                row = [step, f"{loss:.6f}", f"{lr:.3g}", f"{clips_per_s:.2f}", f"{elapsed:.1f}"]
+                _append_log(run_dir / "log.csv", row)
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            _checkpoint(config, env, model, optimizer, scaler, centers, step, elapsed)
+    bar.close()
+    return TrainResult(run_dir, ckpt.checkpoint_dir(run_dir, step), step, loss)
+
+
+def train_step(
+    network: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    x: Tensor,
+    color_ids: Tensor,
+    num_colors: int,
+    affinity: AffinityConfig,
+    lr: float,
+    dtype: torch.dtype | None = None,
+) -> Tensor:
+    """One optimizer step. x: (B, T, Cin, S, S); color_ids: (B, T, h, w), both on the network's
+    device. The network runs under autocast to ``dtype`` (None: fp32); the loss in fp32.
+    Returns the (detached) loss."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    with torch.autocast(x.device.type, dtype=dtype) if dtype else nullcontext():
+        embeddings = network(x)
+    loss = colorization_loss(embeddings.float(), color_ids, num_colors, affinity)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.detach()
+
+
+class _Window:
+    """Mean loss and throughput since the last flush."""
+
+    def __init__(self) -> None:
+        self.since, self.losses = time.perf_counter(), []
+
+    def add(self, loss: Tensor) -> None:
+        self.losses.append(loss)
+
+    def flush(self, clips_per_step: int, env: _Distributed) -> tuple[float, float, float]:
+        mean = torch.stack(self.losses).mean()
+        if env.enabled:
+            dist.all_reduce(mean)
+            mean = mean / env.world_size
+        now = time.perf_counter()
+        seconds = now - self.since
+        result = (float(mean), len(self.losses) * clips_per_step / max(seconds, 1e-9), seconds)
+        self.since, self.losses = now, []
+        return result
+
+
+def _checkpoint(
+    config: TrainConfig,
+    env: _Distributed,
+    model: ColorizationNet,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    centers: Tensor,
+    step: int,
+    elapsed: float,
+) -> None:
+    _barrier(env)
+    if env.primary:
+        meta = {
+            "train_config": config.to_dict(),
+            "model_config": config.model.to_dict(),
+            "color_centers": centers.tolist(),
+            "elapsed": elapsed,
+        }
+        state = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()}
+        ckpt.save_checkpoint(config.out, step, model, meta, state, keep=config.keep_checkpoints)
+    _barrier(env)
+
+
+def _restore(
+    latest: Path, model: ColorizationNet, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler
+) -> tuple[Tensor, int, float]:
+    """Load a checkpoint into model and optimizer. Returns (centres, step, elapsed seconds)."""
+    meta = ckpt.read_meta(latest)
+    ckpt.load_weights(model, latest)
+    state = ckpt.load_training_state(latest)
+    optimizer.load_state_dict(state["optimizer"])
+    scaler.load_state_dict(state["scaler"])
+    ckpt.restore_rng_states(state["rng"])
+    return ckpt.load_color_centers(latest), int(meta["step"]), float(meta.get("elapsed", 0.0))
+
+
+def _cached_videos(config: TrainConfig, run_dir: Path, env: _Distributed) -> list[CachedVideo]:
+    """Decode the data into the cache on rank 0 first; the other ranks then find it cached."""
+    if not config.data:
+        raise InputError("--data", "no data folder given")
+    cache_dir = Path(config.cache_dir) if config.cache_dir else run_dir / "cache"
+    sources = find_videos(config.data)
+    if not sources:
+        raise InputError(", ".join(config.data), "no video files or frame folders found")
+    args = (sources, cache_dir, config.cache_short_side, config.fps, config.clip_frames)
+    videos = prepare_cache(*args, progress=config.progress) if env.primary else None
+    _barrier(env)
+    return videos if videos is not None else prepare_cache(*args, primary=False)
+
+
+def _fit_centers(config: TrainConfig, videos: list[CachedVideo], env: _Distributed) -> Tensor:
+    """(num_colors, 2) k-means centres of cell-averaged ab, computed on rank 0 and shared."""
+    centers = torch.zeros(config.num_colors, 2)
+    if env.primary:
+        samples = sample_ab(videos, config.kmeans_samples, config.model.stride, config.seed)
+        centers = fit_color_centers(samples, config.num_colors, config.seed)
+    if env.enabled:
+        shared = centers.to(env.device)
+        dist.broadcast(shared, 0)
+        centers = shared.cpu()
+    return centers
+
+
+def _clip_config(config: TrainConfig) -> ClipConfig:
+    return ClipConfig(
+        crop_size=config.crop_size,
+        clip_frames=config.clip_frames,
+        scale_jitter=config.scale_jitter,
+        hflip=config.hflip,
+        input_mode=config.model.input_mode,
+        stride=config.model.stride,
+        channel_dropout=config.channel_dropout,
+    )
+
+
+def _loader(dataset: ClipDataset, config: TrainConfig, env: _Distributed, start: int) -> DataLoader:
+    sampler = StepBatchSampler(start, config.steps, config.batch_size, env.rank, env.world_size)
+    return DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=config.workers,
+        pin_memory=env.device.type == "cuda",
+        worker_init_fn=_worker_init if config.workers > 0 else None,
+        prefetch_factor=4 if config.workers > 0 else None,
+    )
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """None for fp32; the autocast dtype otherwise ("auto": bf16 or fp16 on CUDA, fp32 on CPU)."""
+    if precision == "auto":
+        if device.type != "cuda":
+            return None
+        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def _append_log(path: Path, row: list) -> None:
+    new = not path.is_file()
+    with open(path, "a", newline="") as handle:
+        writer = csv.writer(handle)
+        if new:
+            writer.writerow(LOG_FIELDS)
+        writer.writerow(row)
+
+
+def _trim_log(path: Path, step: int) -> None:
+    """Drop log rows after ``step`` (left by a run killed after its last checkpoint)."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) <= step]
+    if len(kept) != len(rows):
+        text = "".join(",".join(row) + "\n" for row in kept)
+        atomic_write_text(path, text)
+
+
+def _barrier(env: _Distributed) -> None:
+    if env.enabled:
+        dist.barrier()
+
+
+@contextmanager
+def _distributed(device_name: str) -> Iterator[_Distributed]:
+    """Join the process group when launched by torchrun (gloo on CPU, nccl on CUDA)."""
+    device = pick_device(device_name)
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ or dist.is_initialized():
+        yield _Distributed(0, 1, device)
+        return
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        yield _Distributed(dist.get_rank(), dist.get_world_size(), device)
+    finally:
+        dist.destroy_process_group()
+
+
+__all__ = [
+    "PRECISIONS", "RESUMABLE", "TrainConfig", "TrainResult", "autocast_dtype", "load_run_config", "lr_at", "train",
+    "train_step",
+]
