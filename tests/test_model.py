@@ -11,20 +11,12 @@ from colortrack.embedders.base import Embedder
 from colortrack.model import MODEL_PRESETS, ColorizationNet, HeadConv, ModelConfig, rgb_to_input
 from colortrack.train.loss import colorization_loss
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY = ModelConfig(
     widths=(8, 16), blocks=(1, 2), strides=(1, 2), dilations=(1, 1), embed_dim=8, head_layers=3, head_width=8,
     temporal_kernel=3,
 )
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared, loaded CPU, OpenMP threads waiting on each other make
-    small convolutions tens of times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize(("preset", "stride"), [("small", 4), ("resnet18", 8)])

@@ -34,19 +34,11 @@ from colortrack.train.loss import colorization_loss
 from colortrack.train.quantize import fit_color_centers, quantize
 from colortrack.train.trainer import TrainConfig, lr_at, train
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY = ModelConfig(
     widths=(8, 16), blocks=(1, 1), strides=(1, 1), dilations=(1, 1), embed_dim=16, head_layers=2, head_width=16
 )
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared, loaded CPU, OpenMP threads waiting on each other make
-    small convolutions tens of times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
