@@ -9,6 +9,7 @@ from pathlib import Path
 
 from colortrack import __version__
 from colortrack.errors import InputError
+from colortrack.keypoints import PointConfig, default_sigma
 from colortrack.methods import make_propagator, resolve_preset
 from colortrack.tracker import PRESETS, TrackConfig, pick_device
 
@@ -56,12 +57,17 @@ def _add_method_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_track(commands) -> None:
-    parser = commands.add_parser("track", help="propagate a first-frame mask through a video")
+    parser = commands.add_parser("track", help="propagate a first-frame mask or points through a video")
     parser.add_argument("video", type=Path, help="video file (mp4/avi/mov/mkv) or folder of frames")
-    parser.add_argument("--mask", type=Path, required=True, help="first-frame mask PNG (palette ids or 0/255)")
+    first = parser.add_mutually_exclusive_group(required=True)
+    first.add_argument("--mask", type=Path, help="first-frame mask PNG (palette ids or 0/255)")
+    first.add_argument(
+        "--points", type=Path, help="first-frame points: JSON, CSV (name,x,y) or JHMDB joint_positions.mat"
+    )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")
     _add_method_options(parser)
+    _add_point_options(parser)
     parser.set_defaults(run=_run_track)
 
 
@@ -75,6 +81,30 @@ def _add_eval(commands) -> None:
     davis.add_argument("--out", type=Path, required=True, help="folder for predictions and results.json")
     _add_method_options(davis)
     davis.set_defaults(run=_run_eval_davis)
+    jhmdb = benchmarks.add_parser("jhmdb", help="JHMDB keypoint propagation (PCK@0.1..0.5)")
+    jhmdb.add_argument("--root", type=Path, required=True, help="JHMDB root (Rename_Images/, joint_positions/)")
+    jhmdb.add_argument("--clips", default=None, help="comma-separated subset of clip names")
+    jhmdb.add_argument("--out", type=Path, required=True, help="folder for predictions and results.json")
+    _add_method_options(jhmdb)
+    _add_point_options(jhmdb)
+    jhmdb.set_defaults(run=_run_eval_jhmdb)
+
+
+def _add_point_options(parser: argparse.ArgumentParser) -> None:
+    points = parser.add_argument_group("points")
+    points.add_argument("--sigma", type=float, help="Gaussian of each point in pixels (default: half the stride)")
+    points.add_argument(
+        "--lost-below", type=float, help="confidence under which a point is reported lost (0: never)"
+    )
+
+
+def point_config(args: argparse.Namespace, propagator) -> PointConfig:
+    """Point encoding and decoding with the command line's overrides, sigma resolved."""
+    config = PointConfig()
+    if args.sigma is not None and not args.sigma > 0:
+        raise InputError("--sigma", f"must be positive, got {args.sigma}")
+    lost_below = config.lost_below if args.lost_below is None else args.lost_below
+    return replace(config, sigma=args.sigma or default_sigma(propagator), lost_below=lost_below)
 
 
 def _add_demo(commands) -> None:
@@ -114,6 +144,8 @@ def track_config(args: argparse.Namespace) -> TrackConfig:
 def _run_track(args: argparse.Namespace) -> int:
     from colortrack.pipeline import track_video
 
+    if args.points is not None:
+        return _run_track_points(args)
     config = track_config(args)
     propagator = make_propagator(args.method, config, pick_device(args.device))
     settings = {"method": args.method, "preset": args.preset, "track": config.to_dict()}
@@ -141,6 +173,43 @@ def _run_eval_davis(args: argparse.Namespace) -> int:
     )
     summary = evaluate_davis(dataset, propagator, eval_config, args.out, progress=not args.quiet)
     print_summary(summary, f"DAVIS {args.resolution}, method {args.method}, preset {args.preset}")
+    print(f"wrote {args.out / 'results.json'}")
+    return 0
+
+
+def _run_track_points(args: argparse.Namespace) -> int:
+    from colortrack.keypoint_pipeline import track_points_video
+
+    config = track_config(args)
+    propagator = make_propagator(args.method, config, pick_device(args.device))
+    points = point_config(args, propagator)
+    settings = {"method": args.method, "preset": args.preset, "track": config.to_dict(), "points": points.to_dict()}
+    output = track_points_video(
+        args.video, args.points, args.out, propagator, settings, points, not args.no_overlay, not args.quiet
+    )
+    print(f"wrote {output.num_frames} frames of points to {output.keypoints} ({output.num_lost} lost)")
+    if output.overlay:
+        print(f"wrote {output.overlay}")
+    return 0
+
+
+def _run_eval_jhmdb(args: argparse.Namespace) -> int:
+    from colortrack.io.jhmdb import find_jhmdb_clips
+    from colortrack.keypoint_pipeline import evaluate_jhmdb, format_results
+
+    names = [name for name in args.clips.split(",") if name] if args.clips else None
+    clips = find_jhmdb_clips(args.root, names)
+    config = track_config(args)
+    propagator = make_propagator(args.method, config, pick_device(args.device))
+    points = point_config(args, propagator)
+    settings = {
+        "method": args.method,
+        "preset": args.preset,
+        "config": {"root": str(args.root), "track": config.to_dict(), "points": points.to_dict()},
+    }
+    results = evaluate_jhmdb(clips, propagator, points, settings, args.out, progress=not args.quiet)
+    print(f"JHMDB PCK (%), method {args.method}, preset {args.preset}, {len(clips)} clip(s)")
+    print(format_results(results))
     print(f"wrote {args.out / 'results.json'}")
     return 0
 

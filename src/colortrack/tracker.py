@@ -99,7 +99,7 @@ class LabelTracker:
 
     def embed(self, frame: np.ndarray) -> Tensor:
         """frame: (H, W, 3) uint8 RGB. Returns (C, h, w) on the tracker's device."""
-        image = torch.from_numpy(frame).to(self.device).permute(2, 0, 1)[None].float() / 255.0
+        image = torch.from_numpy(np.require(frame, requirements="W")).to(self.device).permute(2, 0, 1)[None].float() / 255.0
         image = F.interpolate(image, size=self.input_size(frame.shape[:2]), mode="bilinear", antialias=True)
         return self.embedder.encode(image)[0]
 

@@ -1,0 +1,75 @@
+"""JHMDB keypoint propagation PCK@0.1..0.5 of several methods in one run.
+
+    python benchmarks/jhmdb_pck.py --root ../shared/data/jhmdb-sample --out out/jhmdb \
+        [--methods identity flow color RUN_DIR/ckpt:default color+--lost-below,0] [--clips a,b]
+
+Each method is ``NAME[:PRESET][+OVERRIDES]`` as accepted by ``colortrack eval jhmdb`` (overrides
+are extra command-line flags separated by commas, e.g. ``color:default+--sigma,8``). Predictions go
+to ``OUT/<label>/``; a markdown table (with the command that produced each row) is printed and
+written to ``OUT/summary.md``, the numbers to ``OUT/summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from colortrack.cli import main as colortrack
+from colortrack.io.atomic import atomic_write_json, atomic_write_text
+from colortrack.metrics.pck import PCK_ALPHAS
+
+DEFAULT_METHODS = ["identity", "flow", "color"]
+
+
+def label_of(spec: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", spec).strip("_")
+
+
+def run_method(spec: str, root: Path, out: Path, clips: str | None) -> dict:
+    name, _, rest = spec.partition(":")
+    name, _, extra_name = name.partition("+")
+    preset, _, extra = rest.partition("+")
+    extra = extra or extra_name
+    args = ["eval", "jhmdb", "--root", str(root), "--method", name, "--out", str(out / label_of(spec)), "--quiet"]
+    args += ["--preset", preset or "default"] + [flag for flag in extra.split(",") if flag]
+    if clips:
+        args += ["--clips", clips]
+    if colortrack(args) != 0:
+        raise SystemExit(f"colortrack {' '.join(args)} failed")
+    results = json.loads((out / label_of(spec) / "results.json").read_text())
+    results["label"], results["command"] = spec, "colortrack " + " ".join(args)
+    return results
+
+
+def table(rows: list[dict]) -> str:
+    keys = [f"PCK@{alpha:g}" for alpha in PCK_ALPHAS]
+    lines = ["| method | " + " | ".join(keys) + " | s/frame | command |", "|---" * (len(keys) + 3) + "|"]
+    for row in rows:
+        cells = " | ".join(f"{row[key]:.1f}" for key in keys)
+        lines.append(f"| {row['label']} | {cells} | {row['seconds_per_frame']:.3f} | `{row['command']}` |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS)
+    parser.add_argument("--clips", default=None)
+    args = parser.parse_args(argv)
+    rows = []
+    for spec in args.methods:
+        rows.append(run_method(spec, args.root, args.out, args.clips))
+        print(table(rows[-1:]).splitlines()[-1], flush=True)
+    markdown = table(rows)
+    print(markdown)
+    atomic_write_text(args.out / "summary.md", markdown + "\n")
+    atomic_write_json(args.out / "summary.json", rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,354 @@
+"""Keypoint propagation, point files, JHMDB joints, PCK, and the track --points / eval jhmdb commands."""
+
+import json
+
+import numpy as np
+import pytest
+import scipy.io
+import torch
+import torch.nn.functional as F
+
+from colortrack.affinity import AffinityConfig
+from colortrack.baselines import IdentityPropagator
+from colortrack.cli import main
+from colortrack.embedders.color import LabPatchEmbedder
+from colortrack.errors import InputError
+from colortrack.io.keypoints import (
+    JHMDB_EDGES,
+    JHMDB_JOINTS,
+    check_inside,
+    read_jhmdb_joints,
+    read_points,
+    read_track_json,
+    write_track_json,
+)
+from colortrack.io.video import VideoReader, write_frames_png, write_video
+from colortrack.keypoints import Keypoints, decode_maps, iter_points, point_maps, propagate_points
+from colortrack.memory import MemoryConfig
+from colortrack.metrics.pck import PCK_ALPHAS, pck, pck_counts, person_size
+from colortrack.synthetic import make_video, translated_texture
+from colortrack.tracker import PRESETS, LabelTracker, TrackConfig
+
+SAMPLE_CLIP = "catch/Goal_Keeping_Tips_catch_f_cm_np1_fr_med_2"
+
+
+def names(count):
+    return tuple(f"p{index}" for index in range(count))
+
+
+def exact_tracker():
+    config = TrackConfig(AffinityConfig(temperature=0.01, topk=1, radius=2), MemoryConfig(keep_first=True, recent=1))
+    return LabelTracker(LabPatchEmbedder(stride=8, patch=3), config, torch.device("cpu"))
+
+
+# --------------------------------------------------------------------------- propagation
+
+
+@pytest.mark.parametrize("shift", [(0, 8), (8, -8)])
+def test_points_on_a_translated_texture_are_tracked_to_sub_pixel_accuracy(shift):
+    video = translated_texture(num_frames=5, height=192, width=192, shift=shift, seed=3, num_points=8)
+    track = propagate_points(exact_tracker(), video.frames, Keypoints(names(8), video.points[0]))
+    assert track.xy.shape == (5, 8, 2) and track.visible.all()
+    error = np.linalg.norm(track.xy - video.points, axis=-1)
+    assert error.max() < 0.5, error.max()
+
+
+def test_default_preset_tracks_a_translated_texture_within_a_pixel():
+    video = translated_texture(num_frames=5, height=192, width=192, shift=(0, 8), seed=3, num_points=8)
+    tracker = LabelTracker(LabPatchEmbedder(), PRESETS["default"], torch.device("cpu"))
+    track = propagate_points(tracker, video.frames, Keypoints(names(8), video.points[0]))
+    assert track.visible.all()
+    assert np.linalg.norm(track.xy - video.points, axis=-1).max() <= 1.0
+
+
+def test_identity_gives_sub_pixel_points_back():
+    video = make_video(num_frames=3, height=48, width=64, num_objects=1, seed=0)
+    first = np.array([[10.3, 20.7], [40.5, 5.25], [63.0, 47.0]], np.float32)  # the last one on the corner pixel
+    track = propagate_points(IdentityPropagator(), iter(video.frames), Keypoints(names(3), first))
+    np.testing.assert_allclose(track.xy[0], first)
+    np.testing.assert_allclose(track.xy[1:, 0], np.broadcast_to(first[0], (2, 2)), atol=0.01)
+    # Near a border the window is cut short: within a tenth of a pixel; on the corner, exact.
+    np.testing.assert_allclose(track.xy[1:], np.broadcast_to(first, (2, 3, 2)), atol=0.1)
+    np.testing.assert_allclose(track.confidence, 1.0, atol=1e-4)
+
+
+def test_point_maps_are_a_distribution_and_close_points_keep_their_centres():
+    xy = np.array([[20.0, 20.0], [21.0, 20.0], [40.0, 10.0]])
+    maps = point_maps(xy, 32, 64, sigma=4.0)
+    assert maps.shape == (4, 32, 64) and maps.dtype == np.float32
+    assert maps.min() >= 0.0
+    np.testing.assert_allclose(maps.sum(axis=0), 1.0, atol=1e-5)
+    located, _ = decode_maps(maps[:3], 4.0)
+    np.testing.assert_allclose(located, xy, atol=0.05)
+
+
+def test_decoding_survives_feature_cell_resampling():
+    """Averaged into 8x8 cells and upsampled back (what a stride-8 tracker does), the centre is kept."""
+    errors = []
+    for ox in np.arange(0.0, 8.0, 0.5):
+        for oy in (0.0, 3.0, 5.5):
+            xy = np.array([[60.0 + ox, 60.0 + oy]])
+            cells = F.avg_pool2d(torch.from_numpy(point_maps(xy, 128, 128, 4.0))[None], 8)
+            maps = F.interpolate(cells, size=(128, 128), mode="bilinear", align_corners=False)[0].numpy()
+            located, mass = decode_maps(maps[:1], 4.0)
+            errors.append(np.linalg.norm(located - xy))
+            assert 0.9 < mass[0] / decode_maps(point_maps(xy, 128, 128, 4.0)[:1], 4.0)[1][0] < 1.1
+    assert max(errors) < 0.35
+
+
+class FadingPropagator:
+    """Point 1's map vanishes after frame 0; point 0 stays."""
+
+    def track(self, frames, first_labels):
+        for index, _ in enumerate(frames):
+            labels = first_labels.copy()
+            if index:
+                labels[1] = 0.0
+            yield labels
+
+
+def test_a_vanished_point_is_reported_lost_never_at_the_origin(tmp_path):
+    frames = [np.zeros((32, 48, 3), np.uint8)] * 3
+    keypoints = Keypoints(("kept", "gone"), np.array([[10.0, 12.0], [30.0, 20.0]]))
+    track = propagate_points(FadingPropagator(), frames, keypoints)
+    assert track.visible[:, 0].all() and track.visible[0, 1] and not track.visible[1:, 1].any()
+    assert np.isnan(track.xy[1:, 1]).all()
+    assert (track.confidence[1:, 1] == 0.0).all()
+    write_track_json(tmp_path / "keypoints.json", track)
+    frames_json = json.loads((tmp_path / "keypoints.json").read_text())
+    assert frames_json[2][1] == {"name": "gone", "x": None, "y": None, "confidence": 0.0, "visible": False}
+    assert frames_json[2][0]["x"] == pytest.approx(10.0, abs=0.05)
+    read_names, xy, _, visible = read_track_json(tmp_path / "keypoints.json")
+    assert read_names == ("kept", "gone") and np.isnan(xy[2, 1]).all() and not visible[2, 1]
+
+
+def test_points_are_streamed_frame_by_frame():
+    video = make_video(num_frames=4, height=32, width=32, num_objects=1, seed=1)
+    pulled = []
+
+    def frames():
+        for index, frame in enumerate(video.frames):
+            pulled.append(index)
+            yield frame
+
+    decoded = []
+    for index, frame_points in enumerate(iter_points(IdentityPropagator(), frames(), Keypoints(("a",), [[5.0, 5.0]]))):
+        decoded.append(frame_points)
+        assert pulled[-1] == index  # frame i's points come out before frame i + 1 is read
+    assert len(decoded) == 4
+
+
+# --------------------------------------------------------------------------- PCK
+
+
+def test_person_size_is_0_6_of_the_joint_box_diagonal():
+    gt = np.array([[[0.0, 0.0], [30.0, 40.0], [10.0, 10.0]]])
+    np.testing.assert_allclose(person_size(gt), [30.0])
+
+
+def test_pck_by_hand():
+    # Box 30 x 40 -> diagonal 50 -> size 30 in both frames; frame 0 is not scored.
+    gt = np.array([[[0.0, 0.0], [30.0, 40.0], [10.0, 10.0]]] * 2)
+    pred = gt.copy()
+    pred[0] = 1000.0  # frame 0 is ignored, however wrong
+    pred[1, 0] = [3.0, 0.0]  # distance 3 = 0.1 * 30: on the boundary, correct at alpha 0.1
+    pred[1, 1] = [30.0, 49.0]  # distance 9: correct from alpha 0.3
+    pred[1, 2] = np.nan  # lost: always incorrect
+    counts = pck_counts(pred, gt)
+    np.testing.assert_array_equal(counts.total, [1, 1, 1])
+    np.testing.assert_array_equal(counts.correct[:, 0], [1, 1, 1, 1, 1])
+    np.testing.assert_array_equal(counts.correct[:, 1], [0, 0, 1, 1, 1])
+    np.testing.assert_array_equal(counts.correct[:, 2], [0, 0, 0, 0, 0])
+    np.testing.assert_allclose(counts.mean(), [100 / 3, 100 / 3, 200 / 3, 200 / 3, 200 / 3])
+    assert pck(pred, gt)[0.3] == pytest.approx(200 / 3)
+
+
+def test_pck_just_beyond_the_boundary_is_incorrect_and_clips_pool_per_joint():
+    gt = np.array([[[0.0, 0.0], [30.0, 40.0]]] * 3)
+    pred = gt.copy()
+    pred[1:, 0, 0] += 3.0001  # just over 0.1 * 30
+    first = pck_counts(pred, gt, (0.1,))
+    assert first.correct.tolist() == [[0, 2]]
+    both = first + pck_counts(gt, gt, (0.1,))
+    assert both.total.tolist() == [4, 4]
+    assert both.mean().tolist() == [pytest.approx((50.0 + 100.0) / 2)]
+    result = both.as_dict(("a", "b"))
+    assert result["PCK@0.1"] == pytest.approx(75.0)
+    assert result["per_joint"]["a"]["PCK@0.1"] == pytest.approx(50.0)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def write_pos_img(path, xy_0based):
+    """xy (T, 15, 2) 0-based -> JHMDB pos_img (2, 15, T) 1-based."""
+    scipy.io.savemat(path, {"pos_img": np.asarray(xy_0based, np.float64).transpose(2, 1, 0) + 1.0})
+
+
+def test_jhmdb_mat_is_read_0_based_in_joint_order(tmp_path):
+    xy = np.stack([np.stack([np.arange(15) * 10.0 + t, np.arange(15) + 100.0 + t], axis=1) for t in range(3)])
+    write_pos_img(tmp_path / "joint_positions.mat", xy)
+    joints = read_jhmdb_joints(tmp_path / "joint_positions.mat")
+    assert joints.shape == (3, 15, 2) and joints.dtype == np.float32
+    np.testing.assert_allclose(joints, xy)
+    keypoints = read_points(tmp_path / "joint_positions.mat")
+    assert keypoints.names == JHMDB_JOINTS and keypoints.names[2] == "face" and keypoints.names[14] == "left ankle"
+    np.testing.assert_allclose(keypoints.xy, xy[0])
+    assert len(keypoints.edges) == len(JHMDB_EDGES) == 14
+
+
+def test_jhmdb_mat_of_one_frame_and_bad_mats(tmp_path):
+    scipy.io.savemat(tmp_path / "one.mat", {"pos_img": np.ones((2, 15))})
+    assert read_jhmdb_joints(tmp_path / "one.mat").shape == (1, 15, 2)
+    scipy.io.savemat(tmp_path / "nopos.mat", {"pos_world": np.ones((2, 15, 3))})
+    scipy.io.savemat(tmp_path / "shape.mat", {"pos_img": np.ones((2, 14, 3))})
+    scipy.io.savemat(tmp_path / "nan.mat", {"pos_img": np.full((2, 15, 3), np.nan)})
+    (tmp_path / "junk.mat").write_bytes(b"not a mat file at all")
+    for name in ("nopos.mat", "shape.mat", "nan.mat", "junk.mat"):
+        with pytest.raises(InputError, match=name):
+            read_jhmdb_joints(tmp_path / name)
+
+
+def test_the_real_jhmdb_sample(shared_data):
+    path = shared_data / "jhmdb-sample" / "joint_positions" / SAMPLE_CLIP / "joint_positions.mat"
+    joints = read_jhmdb_joints(path)
+    assert joints.shape == (40, 15, 2)
+    first = dict(zip(JHMDB_JOINTS, joints[0]))
+    np.testing.assert_allclose(first["neck"], [285.5, 105.5])  # pos_img 286.5, 106.5 (1-based)
+    # Anatomy fixes the order: face above neck above belly above the hips; ankles lowest; the
+    # keeper faces the camera, so his right side is on the image's left.
+    assert first["face"][1] < first["neck"][1] < first["belly"][1] < first["right hip"][1]
+    assert min(first["right ankle"][1], first["left ankle"][1]) > max(first["right knee"][1], first["left knee"][1])
+    assert first["right shoulder"][0] < first["left shoulder"][0] and first["right wrist"][0] < first["left wrist"][0]
+
+
+def test_point_files_json_and_csv(tmp_path):
+    (tmp_path / "first.json").write_text(
+        json.dumps({"points": [{"name": "nose", "x": 10.5, "y": 20}, {"name": "tail", "x": 3, "y": 4}], "edges": [["nose", "tail"]]})
+    )
+    points = read_points(tmp_path / "first.json")
+    assert points.names == ("nose", "tail") and points.edges == ((0, 1),)
+    np.testing.assert_allclose(points.xy, [[10.5, 20.0], [3.0, 4.0]])
+    (tmp_path / "first.csv").write_text("name,x,y\nnose,10.5,20\ntail, 3 ,4\n")
+    points = read_points(tmp_path / "first.csv")
+    assert points.names == ("nose", "tail") and points.edges == ()
+    np.testing.assert_allclose(points.xy, [[10.5, 20.0], [3.0, 4.0]])
+
+
+BAD_FILES = {
+    "nan.json": '{"points": [{"name": "a", "x": NaN, "y": 1}]}',
+    "inf.csv": "name,x,y\na,inf,1\n",
+    "empty.json": '{"points": []}',
+    "empty.csv": "name,x,y\n",
+    "malformed.json": '{"points": [',
+    "noheader.csv": "a,1,2\n",
+    "columns.csv": "name,x,y\na,1\n",
+    "word.csv": "name,x,y\na,one,2\n",
+    "duplicate.json": '{"points": [{"name": "a", "x": 1, "y": 1}, {"name": "a", "x": 2, "y": 2}]}',
+    "edge.json": '{"points": [{"name": "a", "x": 1, "y": 1}], "edges": [["a", "b"]]}',
+    "shape.json": '{"points": [{"name": "a", "x": 1}]}',
+    "string.json": '{"points": [{"name": "a", "x": "1", "y": 1}]}',
+    "points.txt": "a 1 2",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_point_files_name_the_file(tmp_path, name):
+    (tmp_path / name).write_text(BAD_FILES[name])
+    with pytest.raises(InputError, match=name.replace(".", r"\.")):
+        read_points(tmp_path / name)
+
+
+def test_points_outside_the_frame_are_refused(tmp_path):
+    inside = Keypoints(("a", "b"), [[-0.5, 0.0], [63.5, 47.5]])
+    check_inside(inside, 48, 64, "first.json")
+    with pytest.raises(InputError, match=r"first\.json: point 'b'"):
+        check_inside(Keypoints(("a", "b"), [[0.0, 0.0], [64.0, 10.0]]), 48, 64, "first.json")
+
+
+# --------------------------------------------------------------------------- command line
+
+
+@pytest.fixture(scope="module")
+def clip15(tmp_path_factory):
+    """A generated clip with 15 tracked points, as an mp4, a JSON of its first points and a .mat."""
+    folder = tmp_path_factory.mktemp("points")
+    video = make_video(num_frames=8, height=64, width=96, num_objects=3, points_per_object=5, seed=4)
+    write_video(folder / "video.mp4", video.frames, video.fps)
+    points = [{"name": f"p{k}", "x": float(x), "y": float(y)} for k, (x, y) in enumerate(video.points[0])]
+    (folder / "first.json").write_text(json.dumps({"points": points, "edges": [["p0", "p1"], ["p1", "p2"]]}))
+    write_pos_img(folder / "joint_positions.mat", video.points)
+    return folder, video
+
+
+@pytest.mark.parametrize("points_file", ["first.json", "joint_positions.mat"])
+def test_track_points_writes_keypoints_config_and_overlay(clip15, tmp_path, points_file):
+    folder, video = clip15
+    args = ["track", str(folder / "video.mp4"), "--points", str(folder / points_file), "--out", str(tmp_path), "--quiet"]
+    assert main(args + ["--method", "flow"]) == 0
+    frames = json.loads((tmp_path / "keypoints.json").read_text())
+    assert len(frames) == 8 and len(frames[0]) == 15
+    assert set(frames[3][0]) == {"name", "x", "y", "confidence", "visible"}
+    assert frames[0][0]["x"] == pytest.approx(float(video.points[0, 0, 0]), abs=1e-4)
+    assert VideoReader(tmp_path / "overlay.mp4").info.num_frames == 8
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["method"] == "flow" and config["points"]["sigma"] == 4.0
+
+
+def test_mask_and_points_together_are_refused(clip15, tmp_path, capsys):
+    folder, _ = clip15
+    with pytest.raises(SystemExit) as exit_info:
+        main(["track", str(folder / "video.mp4"), "--mask", "a.png", "--points", str(folder / "first.json"), "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "not allowed with" in capsys.readouterr().err
+
+
+def test_track_points_outside_the_video_fail_with_one_line(clip15, tmp_path, capsys):
+    folder, _ = clip15
+    (tmp_path / "far.csv").write_text("name,x,y\na,500,3\n")
+    code = main(["track", str(folder / "video.mp4"), "--points", str(tmp_path / "far.csv"), "--out", str(tmp_path / "out")])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("colortrack: error: ") and "far.csv" in err and len(err.splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def jhmdb_root(tmp_path_factory):
+    """Two clips in the JHMDB layout (frames numbered from 00001), one of them static."""
+    root = tmp_path_factory.mktemp("jhmdb")
+    moving = make_video(num_frames=6, height=48, width=64, num_objects=3, points_per_object=5, seed=7)
+    still = make_video(num_frames=1, height=48, width=64, num_objects=3, points_per_object=5, seed=8)
+    for action, name, frames, points in (
+        ("run", "clip_a", moving.frames, moving.points),
+        ("wave", "clip_b", np.repeat(still.frames, 4, axis=0), np.repeat(still.points, 4, axis=0)),
+    ):
+        write_frames_png(root / "Rename_Images" / action / name, frames, start_index=1)
+        (root / "joint_positions" / action / name).mkdir(parents=True)
+        write_pos_img(root / "joint_positions" / action / name / "joint_positions.mat", points)
+    return root
+
+
+def test_eval_jhmdb_writes_keypoints_and_results(jhmdb_root, tmp_path, capsys):
+    assert main(["eval", "jhmdb", "--root", str(jhmdb_root), "--method", "identity", "--out", str(tmp_path), "--quiet"]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    keys = [f"PCK@{alpha:g}" for alpha in PCK_ALPHAS]
+    assert set(keys) <= set(results) and results["method"] == "identity"
+    assert [clip["clip"] for clip in results["clips"]] == ["clip_a", "clip_b"]
+    assert results["clips"][1]["PCK@0.1"] == pytest.approx(100.0)  # a still clip, identity is perfect
+    assert list(results["per_joint"]) == list(JHMDB_JOINTS)
+    assert results["seconds_per_frame"] >= 0.0 and "track" in results["config"]
+    assert len(json.loads((tmp_path / "clip_a" / "keypoints.json").read_text())) == 6
+    out = capsys.readouterr().out
+    assert "Overall" in out and "left ankle" in out
+
+
+def test_eval_jhmdb_color_runs_and_scores_in_range(jhmdb_root, tmp_path):
+    assert main(["eval", "jhmdb", "--root", str(jhmdb_root), "--clips", "clip_a", "--out", str(tmp_path), "--quiet"]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert all(0.0 <= results[f"PCK@{alpha:g}"] <= 100.0 for alpha in PCK_ALPHAS)
+    assert results["PCK@0.5"] >= results["PCK@0.1"]
+
+
+def test_eval_jhmdb_bad_root_is_an_input_error(tmp_path, capsys):
+    assert main(["eval", "jhmdb", "--root", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert "Rename_Images" in capsys.readouterr().err
