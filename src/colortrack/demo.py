@@ -18,7 +18,7 @@ from colortrack.tracker import pick_device
 
 def run_demo(args: argparse.Namespace) -> int:
     out_dir: Path = args.out
-    video = make_video(num_frames=40, height=240, width=320, num_objects=3, seed=7)
+    video = make_video(num_frames=40, height=240, width=320, num_objects=3, seed=0)
     inputs = out_dir / "input"
     inputs.mkdir(parents=True, exist_ok=True)
     video_path, mask_path = inputs / "video.mp4", inputs / "first_mask.png"
