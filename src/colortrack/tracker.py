@@ -48,7 +48,7 @@ PRESETS: dict[str, TrackConfig] = {
     ),
     # Chosen by measurement on davis2016-train (docs/benchmarks.md).
     "default": TrackConfig(
-        affinity=AffinityConfig(temperature=0.05, topk=10, radius=12),
+        affinity=AffinityConfig(temperature=0.02, topk=10, radius=12),
         memory=MemoryConfig(keep_first=True, recent=3),
     ),
 }
