@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from colortrack.affinity import AffinityConfig, attend
+from colortrack.affinity import AffinityConfig, affinity_topk, attend
 
 
 def dense_reference(queries, keys, values, config):
@@ -79,3 +79,78 @@ def test_mismatched_shapes_are_rejected():
         attend(queries[..., :-1], keys, values, AffinityConfig())
     with pytest.raises(ValueError):
         attend(queries, keys, values[:, :2], AffinityConfig())
+
+
+def restricted_reference(queries, keys, values, config, allowed):
+    """Dense affinity over the (target, reference) pairs where ``allowed`` (Q, N*h*w) is true, then top-k."""
+    batch, _, height, width = queries.shape
+    num_refs = keys.shape[1]
+    q = queries.flatten(2).transpose(1, 2)
+    k = keys.transpose(1, 2).flatten(2)
+    v = values.permute(0, 1, 3, 4, 2).reshape(batch, num_refs * height * width, -1)
+    similarity = (q @ k / config.temperature).masked_fill(~allowed, float("-inf"))
+    if config.topk is not None:
+        kth = similarity.topk(config.topk, dim=-1).values[..., -1:]
+        similarity = similarity.masked_fill(similarity < kth, float("-inf"))
+    out = torch.softmax(similarity, dim=-1) @ v
+    return out.transpose(1, 2).reshape(batch, -1, height, width)
+
+
+def window_mask(height, width, radius, num_refs):
+    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    ys, xs = ys.flatten(), xs.flatten()
+    if radius is None:
+        return torch.ones(height * width, num_refs * height * width, dtype=torch.bool)
+    near = ((ys[:, None] - ys[None]).abs() <= radius) & ((xs[:, None] - xs[None]).abs() <= radius)
+    return near.repeat(1, num_refs)
+
+
+@pytest.mark.parametrize("topk", [None, 3])
+@pytest.mark.parametrize("radius", [None, 1, 3])
+def test_group_restriction_equals_dense_masked_reference(topk, radius):
+    queries, keys, values = (t.float() for t in random_inputs(seed=5, batch=1, refs=2))
+    generator = torch.Generator().manual_seed(6)
+    query_groups = torch.randint(-1, 3, (1, 9, 11), generator=generator)
+    key_groups = torch.randint(0, 3, (1, 2, 9, 11), generator=generator)
+    key_groups[0, :, :, :3] = 0  # group 0 only on the left: far right targets of group 0 have none nearby
+    config = AffinityConfig(temperature=0.3, topk=topk, radius=radius, chunk_size=17)
+    window = window_mask(9, 11, radius, 2)
+    same = query_groups.flatten()[:, None] == key_groups.flatten()[None]
+    restricted = (query_groups.flatten() >= 0)[:, None] & (same & window).any(dim=1, keepdim=True)
+    allowed = window & (same | ~restricted)
+    expected = restricted_reference(queries, keys, values, config, allowed[None])
+    got = attend(queries, keys, values, config, groups=(query_groups, key_groups))
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert not torch.allclose(got, attend(queries, keys, values, config), atol=1e-3)
+
+
+@pytest.mark.parametrize("topk", [None, 2])
+def test_candidate_restriction_equals_dense_masked_reference(topk):
+    queries, keys, values = (t.float() for t in random_inputs(seed=7, batch=2, refs=2, height=5, width=6))
+    generator = torch.Generator().manual_seed(8)
+    num_targets, num_refs_pixels = 30, 60
+    allowed = torch.rand(2, num_targets, num_refs_pixels, generator=generator) < 0.15
+    allowed[:, :, 0] |= ~allowed.any(dim=-1)  # at least one candidate each
+    count = int(allowed.sum(-1).max())
+    candidates = torch.full((2, num_targets, count + 2), -1, dtype=torch.long)  # padded with -1
+    for b in range(2):
+        for j in range(num_targets):
+            listed = allowed[b, j].nonzero().flatten()
+            candidates[b, j, : len(listed)] = listed[torch.randperm(len(listed), generator=generator)]
+    config = AffinityConfig(temperature=0.2, topk=topk, radius=1, chunk_size=3)  # radius is ignored
+    expected = restricted_reference(queries, keys, values, config, allowed)
+    assert torch.allclose(attend(queries, keys, values, config, candidates=candidates), expected, atol=1e-5)
+    candidates[0, 4] = -1  # a target with no candidate gets zeros
+    assert torch.all(attend(queries, keys, values, config, candidates=candidates)[0, :, 0, 4] == 0)
+
+
+@pytest.mark.parametrize("radius", [None, 2])
+def test_affinity_topk_is_the_affinity_that_attend_applies(radius):
+    queries, keys, values = (t.float() for t in random_inputs(seed=9, batch=2, refs=3))
+    config = AffinityConfig(temperature=0.3, topk=4, radius=radius, chunk_size=20)
+    weights, indices = affinity_topk(queries, keys, config)
+    assert weights.shape == indices.shape == (2, 99, 4)
+    assert torch.allclose(weights.sum(-1), torch.ones(2, 99))
+    flat = values.permute(0, 1, 3, 4, 2).reshape(2, -1, values.shape[2])
+    rebuilt = torch.einsum("bqk,bqkl->blq", weights, torch.stack([flat[b][indices[b]] for b in range(2)]))
+    assert torch.allclose(rebuilt.reshape(2, -1, 9, 11), attend(queries, keys, values, config), atol=1e-5)

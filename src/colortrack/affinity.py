@@ -9,6 +9,16 @@ target position and to the ``topk`` most similar candidates. The work is split i
 target rows: each band only meets the reference rows within ``radius`` of it, so memory is bounded
 by ``chunk_size`` target pixels times the band's candidates, whatever the frame size or the
 number of label channels.
+
+Two optional restrictions (colourization, :mod:`colortrack.colorize`):
+
+* ``groups``: a target pixel of group g only takes values from reference pixels of group g (object
+  instances); a target whose candidates hold no pixel of its group keeps all of them.
+* ``candidates``: an explicit list of reference pixels per target (dense tracking's candidate sets);
+  the window is then not used, and similarity is computed only for the listed pairs.
+
+:func:`affinity_topk` returns the sparse affinity itself (the top-k weights and where they point)
+instead of applying it to values; it runs the same code as :func:`attend`.
 """
 
 from __future__ import annotations
@@ -37,18 +47,61 @@ class AffinityConfig:
     chunk_size: int = 4096
 
 
-def attend(queries: Tensor, keys: Tensor, values: Tensor, config: AffinityConfig) -> Tensor:
+def attend(
+    queries: Tensor,
+    keys: Tensor,
+    values: Tensor,
+    config: AffinityConfig,
+    *,
+    groups: tuple[Tensor, Tensor] | None = None,
+    candidates: Tensor | None = None,
+) -> Tensor:
     """Copy reference values to each target pixel through the affinity.
 
     queries: (B, C, h, w) target embeddings.
     keys: (B, N, C, h, w) embeddings of N reference frames.
     values: (B, N, L, h, w) what the references carry (one-hot colours, soft masks, ...).
+    groups: optional (query_groups (B, h, w), key_groups (B, N, h, w)) integer ids. A target of id
+        g >= 0 only attends to reference pixels of id g among those it would otherwise consider
+        (window, candidates); if there is none, or its id is negative, it is not restricted.
+    candidates: optional (B, h*w, M) long: for each target (row-major), indices into the N*h*w
+        reference pixels (``n*h*w + y*w + x``), -1 for padding. Replaces the window (``radius`` is
+        ignored); ``topk`` applies among the candidates. A target without any gets zeros.
     Returns (B, L, h, w) in float32. Differentiable with respect to queries, keys and values.
     """
     _check_shapes(queries, keys, values)
+    group_maps = _check_groups(groups, queries, keys)
+    if candidates is not None:
+        return _attend_candidates(queries, keys, values, config, candidates, group_maps)
     if config.radius is None:
-        return _attend_global(queries, keys, values, config)
-    return _attend_local(queries, keys, values, config)
+        return _attend_global(queries, keys, values, config, _weighted_sum, group_maps)
+    return _attend_local(queries, keys, values, config, _weighted_sum, group_maps)
+
+
+def affinity_topk(
+    queries: Tensor, keys: Tensor, config: AffinityConfig, *, groups: tuple[Tensor, Tensor] | None = None
+) -> tuple[Tensor, Tensor]:
+    """The sparse affinity that :func:`attend` applies: each target's ``config.topk`` weights.
+
+    Returns weights (B, h*w, k) float32 (rows sum to 1) and indices (B, h*w, k) long into the
+    N*h*w reference pixels (``n*h*w + y*w + x``), targets in row-major order, so that
+    ``attend(q, k, v, config)`` equals ``sum_m weights[..., m] * v_flat[indices[..., m]]``.
+    """
+    if config.topk is None:
+        raise ValueError("affinity_topk needs a topk")
+    batch, _, height, width = queries.shape
+    num_refs = keys.shape[1]
+    if num_refs * height * width >= 2**24:
+        raise ValueError("too many reference pixels to index exactly in float32")
+    index = torch.arange(num_refs * height * width, device=queries.device, dtype=torch.float32)
+    index = index.view(1, num_refs, 1, height, width).expand(batch, -1, -1, -1, -1)
+    _check_shapes(queries, keys, index)
+    group_maps = _check_groups(groups, queries, keys)
+    run = _attend_global if config.radius is None else _attend_local
+    pairs = run(queries, keys, index, config, _topk_pairs, group_maps)  # (B, 2k, h, w)
+    pairs = pairs.flatten(2).transpose(1, 2)  # (B, h*w, 2k)
+    weights, indices = pairs.chunk(2, dim=-1)
+    return weights.contiguous(), indices.round().long().clamp_min(0)
 
 
 def _check_shapes(queries: Tensor, keys: Tensor, values: Tensor) -> None:
@@ -59,7 +112,48 @@ def _check_shapes(queries: Tensor, keys: Tensor, values: Tensor) -> None:
         raise ValueError(f"values {tuple(values.shape)} do not match keys {tuple(keys.shape)}")
 
 
-def _attend_global(queries: Tensor, keys: Tensor, values: Tensor, config: AffinityConfig) -> Tensor:
+def _check_groups(
+    groups: tuple[Tensor, Tensor] | None, queries: Tensor, keys: Tensor
+) -> tuple[Tensor, Tensor] | None:
+    """Validated (query_groups (B, h, w), key_groups (B, N, h, w)) as float32 maps, or None."""
+    if groups is None:
+        return None
+    query_groups, key_groups = groups
+    batch, _, height, width = queries.shape
+    if tuple(query_groups.shape) != (batch, height, width) or tuple(key_groups.shape) != (
+        batch,
+        keys.shape[1],
+        height,
+        width,
+    ):
+        raise ValueError(
+            f"groups {tuple(query_groups.shape)}, {tuple(key_groups.shape)} do not match "
+            f"queries {tuple(queries.shape)} and keys {tuple(keys.shape)}"
+        )
+    return query_groups.to(queries.device, torch.float32), key_groups.to(queries.device, torch.float32)
+
+
+# Group id of reference cells outside the image: matches no target.
+_NO_GROUP = -2.0
+
+
+def _restrict_to_groups(similarity: Tensor, query_groups: Tensor, key_groups: Tensor) -> Tensor:
+    """similarity: (B, Q, R) logits; query_groups (B, Q); key_groups (B, R).
+    Blocks the references of another group for targets that have at least one reference of their
+    own group among the unblocked ones; other targets are left as they are."""
+    same = (key_groups[:, None, :] == query_groups[:, :, None]) & (similarity > -_BLOCKED / 2)
+    restricted = (query_groups >= 0) & same.any(dim=-1)  # (B, Q)
+    return similarity.masked_fill(restricted[:, :, None] & ~same, -_BLOCKED)
+
+
+def _attend_global(
+    queries: Tensor,
+    keys: Tensor,
+    values: Tensor,
+    config: AffinityConfig,
+    reduce,
+    groups: tuple[Tensor, Tensor] | None = None,
+) -> Tensor:
     """Every target pixel against every reference pixel, in chunks of target rows."""
     batch, _, height, width = queries.shape
     k = keys.transpose(1, 2).flatten(2).float()  # (B, C, N*h*w)
@@ -68,11 +162,71 @@ def _attend_global(queries: Tensor, keys: Tensor, values: Tensor, config: Affini
     bands = []
     for top in range(0, height, rows):
         q = queries[:, :, top : top + rows].flatten(2).transpose(1, 2).float() / config.temperature  # (B, Q, C)
-        bands.append(_weighted_sum(torch.bmm(q, k), v, config.topk))
+        similarity = torch.bmm(q, k)
+        if groups is not None:
+            similarity = _restrict_to_groups(
+                similarity, groups[0][:, top : top + rows].flatten(1), groups[1].flatten(1)
+            )
+        bands.append(reduce(similarity, v, config.topk))
     return torch.cat(bands, dim=1).transpose(1, 2).reshape(batch, -1, height, width)
 
 
-def _attend_local(queries: Tensor, keys: Tensor, values: Tensor, config: AffinityConfig) -> Tensor:
+def _attend_candidates(
+    queries: Tensor,
+    keys: Tensor,
+    values: Tensor,
+    config: AffinityConfig,
+    candidates: Tensor,
+    groups: tuple[Tensor, Tensor] | None,
+) -> Tensor:
+    """Each target pixel against its listed reference pixels only, in chunks of targets."""
+    batch, channels, height, width = queries.shape
+    if candidates.ndim != 3 or tuple(candidates.shape[:2]) != (batch, height * width):
+        raise ValueError(f"candidates {tuple(candidates.shape)} do not match queries {tuple(queries.shape)}")
+    candidates = candidates.to(queries.device).long()
+    num_candidates = max(1, candidates.shape[-1])
+    k = keys.transpose(1, 2).flatten(2).transpose(1, 2).float()  # (B, N*h*w, C)
+    v = values.permute(0, 1, 3, 4, 2).flatten(1, 3).float()  # (B, N*h*w, L)
+    q = queries.flatten(2).transpose(1, 2).float() / config.temperature  # (B, h*w, C)
+    per_chunk = max(1, config.chunk_size * 256 // (num_candidates * max(channels, values.shape[2])))
+    outputs = []
+    for start in range(0, height * width, per_chunk):
+        index = candidates[:, start : start + per_chunk]  # (B, Q, M)
+        valid = index >= 0
+        safe = index.clamp_min(0)
+        picked_keys = _gather_rows(k, safe)  # (B, Q, M, C)
+        similarity = torch.einsum("bqc,bqmc->bqm", q[:, start : start + per_chunk], picked_keys)
+        similarity = similarity.masked_fill(~valid, -_BLOCKED)
+        if groups is not None:
+            query_groups = groups[0].flatten(1)[:, start : start + per_chunk]
+            key_groups = torch.gather(groups[1].flatten(1), 1, safe.flatten(1)).view_as(safe)
+            same = (key_groups == query_groups[..., None]) & valid
+            restricted = (query_groups >= 0) & same.any(dim=-1)
+            similarity = similarity.masked_fill(restricted[..., None] & ~same, -_BLOCKED)
+        topk = config.topk if config.topk is not None and config.topk < similarity.shape[-1] else None
+        if topk is not None:
+            similarity, order = similarity.topk(topk, dim=-1)
+            safe, valid = torch.gather(safe, 2, order), torch.gather(valid, 2, order)
+        weights = torch.softmax(similarity, dim=-1) * valid.any(dim=-1, keepdim=True)
+        outputs.append(torch.einsum("bqm,bqml->bql", weights, _gather_rows(v, safe)))
+    return torch.cat(outputs, dim=1).transpose(1, 2).reshape(batch, -1, height, width)
+
+
+def _gather_rows(table: Tensor, index: Tensor) -> Tensor:
+    """table: (B, R, D); index: (B, Q, M) into R. Returns (B, Q, M, D)."""
+    batch, queries, count = index.shape
+    rows = torch.gather(table, 1, index.reshape(batch, -1, 1).expand(-1, -1, table.shape[-1]))
+    return rows.view(batch, queries, count, -1)
+
+
+def _attend_local(
+    queries: Tensor,
+    keys: Tensor,
+    values: Tensor,
+    config: AffinityConfig,
+    reduce,
+    groups: tuple[Tensor, Tensor] | None = None,
+) -> Tensor:
     """Each target pixel against the reference pixels within ``radius`` cells of it.
 
     The target grid is cut into square tiles; a tile meets only the reference cells of its
@@ -98,14 +252,22 @@ def _attend_local(queries: Tensor, keys: Tensor, values: Tensor, config: Affinit
     k = _gather_refs(k, batch, num_refs)  # (B*T, C+1, N*span*span)
     v = _gather_refs(v, batch, num_refs).transpose(1, 2)  # (B*T, N*span*span, L)
     window_bias = _window_bias(tile, radius, num_refs, str(queries.device))  # (Q, N*span*span)
+    if groups is not None:
+        query_groups = _tiles(groups[0][:, None], tile, 0, pad, fill=-1.0)[:, 0]  # (B*T, Q)
+        key_groups = _tiles(groups[1].flatten(0, 1)[:, None], span, radius, pad, stride=tile, fill=_NO_GROUP)
+        key_groups = _gather_refs(key_groups, batch, num_refs)[:, 0]  # (B*T, N*span*span)
     per_chunk = max(1, config.chunk_size // (tile * tile))
     outputs = []
     for start in range(0, q.shape[0], per_chunk):
         chunk = slice(start, start + per_chunk)
         similarity = torch.baddbmm(window_bias, q[chunk].transpose(1, 2), k[chunk])
-        outputs.append(_weighted_sum(similarity, v[chunk], config.topk))
-    out = torch.cat(outputs).view(batch, tiles_y, tiles_x, tile, tile, num_labels)
-    out = out.permute(0, 5, 1, 3, 2, 4).reshape(batch, num_labels, tiles_y * tile, tiles_x * tile)
+        if groups is not None:
+            similarity = _restrict_to_groups(similarity, query_groups[chunk], key_groups[chunk])
+        outputs.append(reduce(similarity, v[chunk], config.topk))
+    out = torch.cat(outputs)
+    num_out = out.shape[-1]
+    out = out.view(batch, tiles_y, tiles_x, tile, tile, num_out)
+    out = out.permute(0, 5, 1, 3, 2, 4).reshape(batch, num_out, tiles_y * tile, tiles_x * tile)
     return out[:, :, :height, :width]
 
 
@@ -163,3 +325,12 @@ def _weighted_sum(similarity: Tensor, values: Tensor, topk: int | None) -> Tenso
         index.unsqueeze(-1).expand(-1, -1, -1, num_labels),
     )  # (B, Q, k, L)
     return (weights.unsqueeze(-1) * picked).sum(dim=2)
+
+
+def _topk_pairs(similarity: Tensor, values: Tensor, topk: int | None) -> Tensor:
+    """similarity: (B, Q, R) logits; values: (B, R, 1) reference indices (as floats).
+    Returns (B, Q, 2k): the softmax weights of the k most similar references, then their indices."""
+    scores, index = similarity.topk(min(topk, similarity.shape[-1]), dim=-1)
+    weights = torch.softmax(scores, dim=-1)
+    picked = torch.gather(values[..., 0].unsqueeze(1).expand(-1, index.shape[1], -1), 2, index)
+    return torch.cat([weights, picked], dim=-1)

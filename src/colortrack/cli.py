@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(commands)
     _add_demo(commands)
     _add_train(commands)
+    _add_colorize(commands)
     return parser
 
 
@@ -88,6 +89,7 @@ def _add_eval(commands) -> None:
     _add_method_options(jhmdb)
     _add_point_options(jhmdb)
     jhmdb.set_defaults(run=_run_eval_jhmdb)
+    _add_eval_colorize(benchmarks)
 
 
 def _add_point_options(parser: argparse.ArgumentParser) -> None:
@@ -212,6 +214,18 @@ def _run_eval_jhmdb(args: argparse.Namespace) -> int:
     print(format_results(results))
     print(f"wrote {args.out / 'results.json'}")
     return 0
+
+
+def _add_colorize(commands) -> None:
+    from colortrack.colorize_cli import add_colorize_parser
+
+    add_colorize_parser(commands)
+
+
+def _add_eval_colorize(benchmarks) -> None:
+    from colortrack.colorize_cli import add_eval_colorize_parser
+
+    add_eval_colorize_parser(benchmarks)
 
 
 def _run_demo(args: argparse.Namespace) -> int:

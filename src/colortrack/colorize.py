@@ -1,0 +1,590 @@
+"""Colourize a video from colour reference frames by copying their colours through the affinity.
+
+The input may be grayscale or colour; colour frames are reduced to their Lab lightness L first,
+so a colour video can be decolourized, recolourized and compared with its original. Every frame
+keeps its own L at full resolution; only the chrominance ab is predicted, at the embedder's
+feature resolution, upsampled bilinearly and recombined with L.
+
+The values copied by :func:`colortrack.affinity.attend` are the references' ab themselves (two
+channels, averaged over each feature cell), not a soft one-hot of quantized colours: copying is
+exact where the affinity is one-to-one, and top-k with a low temperature keeps the averaging of
+distinct colours (desaturation) to the few best matches.
+
+Methods (``ColorizeConfig.method``):
+
+* ``propagate`` (Vondrick et al. 2018): frames are coloured one after the other, each attending
+  to the reference frames and to the ``recent`` last predicted frames (local window). Frames
+  after the earliest reference are coloured forward from it, frames before it backward.
+* ``reference``: every frame attends to the reference frames only (non-local: global window).
+* ``spatiotemporal`` (Akimoto et al.): dense tracking restricts, for every target cell, which
+  reference cells it may copy from. A one-hot "where am I" map of each target cell is carried
+  frame by frame toward each reference by local attention (window ``track.radius``), binarized at
+  ``threshold`` (one-to-many), and the target's affinity to the references is taken over those
+  candidates only, with one softmax over all references together. See
+  :class:`SpatiotemporalConfig` for the approximations that bound time and memory.
+
+Instance restriction (any method): given an object mask on one frame, the mask tracker
+(:class:`colortrack.tracker.LabelTracker`) carries it through the video, and a target pixel only
+copies from reference pixels of its own instance (:func:`attend`'s ``groups``; a target with no
+reference pixel of its instance among its candidates keeps them all).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+from torch import Tensor
+from tqdm import tqdm
+
+from colortrack.affinity import AffinityConfig, affinity_topk, attend
+from colortrack.embedders.base import Embedder
+from colortrack.errors import InputError
+from colortrack.lab import lab_to_rgb, rgb_to_lab
+from colortrack.memory import ContextMemory, MemoryConfig
+from colortrack.tracker import PRESETS, LabelTracker, pick_device
+
+METHODS = ("propagate", "reference", "spatiotemporal")
+
+# Chosen on two davis2016-train sequences (boat, lucia) with the gray embedder (docs/colorization.md).
+# The temperature is the embedder's (see embedder_temperature) unless overridden.
+DEFAULT_AFFINITY: dict[str, AffinityConfig] = {
+    "propagate": AffinityConfig(temperature=0.05, topk=5, radius=6),
+    "reference": AffinityConfig(temperature=0.05, topk=10, radius=None),
+    "spatiotemporal": AffinityConfig(temperature=0.05, topk=10, radius=None),
+}
+GRAY_TEMPERATURE = 0.05
+
+
+@dataclass(frozen=True)
+class SpatiotemporalConfig:
+    """Dense tracking of candidate sets (Akimoto et al.), and how it is kept cheap.
+
+    track: the frame-to-frame local attention that carries each "where am I" map one frame
+        toward a reference (its radius is the window R; its top-k makes each step sparse).
+    threshold: a reference cell is a candidate of a target cell when its value in the target's
+        map is at least ``threshold`` (times the map's maximum when ``relative``).
+    relative: threshold relative to each map's maximum. With an absolute 0.2, maps that spread
+        over a flat region (softmax weights ~1/k after one step) would keep no candidate at all.
+    keep: after every step each map keeps only its ``keep`` largest entries, and entries below
+        ``prune`` times its maximum are dropped (bounded memory: ``keep`` x cells per reference).
+    min_weight: affinity weights below this carry nothing, so a cell that no cell of the frame
+        before matches (new content) starts without a map instead of one made of softmax tails.
+    max_candidates: at most this many candidates per target cell and reference (the largest).
+
+    Maps are sparse (reference cell, target cell, value) lists advanced by a sparse product
+    with the step's top-k affinity. A target cell that no map reached (new content) takes the
+    candidates of the nearest target cell that has some.
+    """
+
+    track: AffinityConfig = field(default_factory=lambda: AffinityConfig(temperature=0.05, topk=10, radius=6))
+    threshold: float = 0.2
+    relative: bool = True
+    keep: int = 64
+    prune: float = 0.01
+    min_weight: float = 0.01
+    max_candidates: int = 32
+
+
+@dataclass(frozen=True)
+class ColorizeConfig:
+    """Everything that decides the colours.
+
+    affinity: the attention that copies colours (target to references / context).
+    recent: ``propagate`` only: number of most recent predicted frames in the context.
+    input_height: frames are resized to this height before embedding (None: native).
+    """
+
+    method: str = "propagate"
+    affinity: AffinityConfig = field(default_factory=lambda: DEFAULT_AFFINITY["propagate"])
+    recent: int = 3
+    spatiotemporal: SpatiotemporalConfig = field(default_factory=SpatiotemporalConfig)
+    input_height: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.recent < 0:
+            raise ValueError(f"recent must be >= 0, got {self.recent}")
+
+    @classmethod
+    def for_method(cls, method: str, **overrides) -> ColorizeConfig:
+        """The method's defaults with ``overrides``: fields of AffinityConfig go to ``affinity``,
+        and ``temperature`` also to the spatiotemporal tracking step."""
+        if method not in METHODS:
+            raise InputError("--method", f"unknown method '{method}': choose {', '.join(METHODS)}")
+        affinity_fields = {"temperature", "topk", "radius", "chunk_size"}
+        affinity = {k: v for k, v in overrides.items() if k in affinity_fields}
+        rest = {k: v for k, v in overrides.items() if k not in affinity_fields}
+        if "temperature" in affinity and "spatiotemporal" not in rest:
+            spatiotemporal = SpatiotemporalConfig()
+            track = replace(spatiotemporal.track, temperature=affinity["temperature"])
+            rest["spatiotemporal"] = replace(spatiotemporal, track=track)
+        return cls(method=method, affinity=replace(DEFAULT_AFFINITY[method], **affinity), **rest)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------- prediction
+
+
+def predict_ab(
+    embeddings: Sequence[Tensor],
+    references: dict[int, Tensor],
+    config: ColorizeConfig,
+    groups: Sequence[Tensor] | None = None,
+    progress: bool = False,
+) -> list[Tensor]:
+    """Chrominance of every frame at feature resolution.
+
+    embeddings: T tensors (C, h, w); references: frame index -> (2, h, w) ab of that frame;
+    groups: optional T tensors (h, w) long of instance ids (-1: unknown).
+    Returns T tensors (2, h, w); reference frames get their own ab.
+    """
+    if not references:
+        raise ValueError("at least one reference frame is needed")
+    if any(not 0 <= index < len(embeddings) for index in references):
+        raise ValueError(f"reference frames {sorted(references)} outside 0..{len(embeddings) - 1}")
+    run = {"propagate": _predict_propagate, "reference": _predict_reference, "spatiotemporal": _predict_spatiotemporal}
+    with torch.no_grad():
+        return run[config.method](list(embeddings), dict(sorted(references.items())), config, groups, progress)
+
+
+def _group_pair(groups: Sequence[Tensor] | None, target: int, frames: Sequence[int]) -> tuple[Tensor, Tensor] | None:
+    if groups is None:
+        return None
+    return groups[target][None], torch.stack([groups[index] for index in frames])[None]
+
+
+def _predict_reference(embeddings, references, config, groups, progress):
+    indices = list(references)
+    keys = torch.stack([embeddings[index] for index in indices])[None]
+    values = torch.stack(list(references.values()))[None]
+    out = []
+    for t in tqdm(range(len(embeddings)), desc="colorizing", unit="frame", disable=not progress):
+        if t in references:
+            out.append(references[t])
+            continue
+        pair = _group_pair(groups, t, indices)
+        out.append(attend(embeddings[t][None], keys, values, config.affinity, groups=pair)[0])
+    return out
+
+
+def _predict_propagate(embeddings, references, config, groups, progress):
+    """Forward from the earliest reference to the end, then backward from it to the start; the
+    context is every reference frame plus the ``recent`` last predicted frames of the sweep."""
+    indices = list(references)
+    ref_keys = torch.stack([embeddings[index] for index in indices])
+    ref_values = torch.stack(list(references.values()))
+    ref_groups = torch.stack([groups[index] for index in indices]) if groups is not None else None
+    first = indices[0]
+    out: list[Tensor | None] = [None] * len(embeddings)
+    bar = tqdm(total=len(embeddings), desc="colorizing", unit="frame", disable=not progress)
+    for sweep in (range(first, len(embeddings)), range(first - 1, -1, -1)):
+        memory = ContextMemory(MemoryConfig(keep_first=False, recent=config.recent)) if config.recent else None
+        remembered = 0
+        for t in sweep:
+            bar.update()
+            if t in references:
+                out[t] = references[t]
+                continue
+            keys, values, key_groups = ref_keys, ref_values, ref_groups
+            if remembered:
+                recent_keys, recent_values = memory.context()
+                keys = torch.cat([keys, recent_keys])
+                values = torch.cat([values, recent_values[:, :2]])
+                if key_groups is not None:
+                    key_groups = torch.cat([key_groups, recent_values[:, 2].long()])
+            pair = None if groups is None else (groups[t][None], key_groups[None])
+            predicted = attend(embeddings[t][None], keys[None], values[None], config.affinity, groups=pair)[0]
+            out[t] = predicted
+            if memory is not None:
+                stored = predicted if groups is None else torch.cat([predicted, groups[t][None].float()])
+                memory.add(embeddings[t], stored)
+                remembered += 1
+    bar.close()
+    return out
+
+
+# -- spatiotemporal: candidate sets by dense tracking -------------------------------------
+
+
+@dataclass
+class _Maps:
+    """The "where am I" maps of every cell of the current frame, as a sparse list sorted by
+    (target cell, decreasing value): reference cell ``rows``, current-frame cell ``cols``."""
+
+    rows: Tensor
+    cols: Tensor
+    values: Tensor
+    rank: Tensor  # position within its target cell's list (0 = largest)
+    peak: Tensor  # the largest value of its target cell's map
+
+    @classmethod
+    def identity(cls, cells: int, device: torch.device) -> _Maps:
+        index = torch.arange(cells, device=device)
+        ones = torch.ones(cells, device=device)
+        return cls(index, index, ones, torch.zeros_like(index), ones)
+
+    @classmethod
+    def from_entries(cls, rows: Tensor, cols: Tensor, values: Tensor, cells: int) -> _Maps:
+        """Sort (rows, cols, values) by (cols, -values) and rank them within their column."""
+        by_value = torch.argsort(values, descending=True, stable=True)
+        order = by_value[torch.argsort(cols[by_value], stable=True)]
+        rows, cols, values = rows[order], cols[order], values[order]
+        counts = torch.bincount(cols, minlength=cells)
+        starts = torch.cumsum(counts, 0) - counts
+        rank = torch.arange(len(cols), device=cols.device) - starts[cols]
+        return cls(rows, cols, values, rank, values[starts[cols]])
+
+    def advance(self, weights: Tensor, indices: Tensor, cells: int, config: SpatiotemporalConfig) -> _Maps:
+        """One step away from the reference: ``M_next = B M`` for every map, where row c of B holds
+        the top-k attention of cell c of the current frame (queries) to the next frame (keys):
+        weights, indices (cells, k). Then pruned to ``keep`` entries per map."""
+        k = indices.shape[1]
+        rows = self.rows.repeat_interleave(k)
+        cols = indices[self.cols].flatten()
+        step = weights[self.cols]
+        values = (self.values[:, None] * step).flatten()
+        carried = (step >= config.min_weight).flatten()
+        rows, cols, values = rows[carried], cols[carried], values[carried]
+        unique, inverse = torch.unique(cols * cells + rows, return_inverse=True)
+        summed = torch.zeros(len(unique), device=values.device).index_add_(0, inverse, values)
+        maps = _Maps.from_entries(unique % cells, unique // cells, summed, cells)
+        kept = (maps.rank < config.keep) & (maps.values >= config.prune * maps.peak)
+        return _Maps.from_entries(maps.rows[kept], maps.cols[kept], maps.values[kept], cells)
+
+    def candidates(self, config: SpatiotemporalConfig) -> tuple[Tensor, Tensor]:
+        """(target cells, reference cells) of the binarized maps."""
+        bar = config.threshold * self.peak if config.relative else torch.full_like(self.peak, config.threshold)
+        chosen = (self.values >= bar) & (self.rank < config.max_candidates)
+        return self.cols[chosen], self.rows[chosen]
+
+
+def _predict_spatiotemporal(embeddings, references, config, groups, progress):
+    """Backward sweep first (maps toward references after each frame, stored as candidate lists),
+    then the forward sweep (maps toward references before each frame), colouring as it goes."""
+    indices = list(references)
+    num_frames = len(embeddings)
+    height, width = embeddings[0].shape[-2:]
+    cells = height * width
+    keys = torch.stack([embeddings[index] for index in indices])[None]
+    values = torch.stack(list(references.values()))[None]
+    later: list[list[tuple[Tensor, Tensor]]] = [[] for _ in range(num_frames)]
+    bar = tqdm(total=2 * num_frames, desc="colorizing", unit="step", disable=not progress)
+    for t, found in _sweep(embeddings, indices, range(num_frames - 1, -1, -1), config.spatiotemporal, cells):
+        later[t] = found
+        bar.update()
+    out: list[Tensor | None] = [None] * num_frames
+    for t, found in _sweep(embeddings, indices, range(num_frames), config.spatiotemporal, cells):
+        bar.update()
+        if t in references:
+            out[t] = references[t]
+            continue
+        candidates = _pad_candidates(found + later[t], cells, (height, width))
+        pair = _group_pair(groups, t, indices)
+        if candidates is None:  # no map reached this frame: fall back to the plain reference attention
+            out[t] = attend(embeddings[t][None], keys, values, replace(config.affinity, radius=None), groups=pair)[0]
+        else:
+            out[t] = attend(embeddings[t][None], keys, values, config.affinity, groups=pair, candidates=candidates[None])[0]
+        later[t] = []
+    bar.close()
+    return out
+
+
+def _sweep(embeddings, references, order, config: SpatiotemporalConfig, cells):
+    """Walk frames in ``order``, carrying the maps of every reference already passed.
+    Yields (frame, [(target cells, global reference cells) per reference])."""
+    maps: dict[int, _Maps] = {}
+    previous = None
+    for t in order:
+        if maps:
+            weights, indices = affinity_topk(embeddings[previous][None], embeddings[t][None, None], config.track)
+            maps = {ref: m.advance(weights[0], indices[0], cells, config) for ref, m in maps.items()}
+        if t in references:
+            maps[t] = _Maps.identity(cells, embeddings[t].device)
+        found = []
+        for ref, m in maps.items():
+            if ref != t:
+                targets, ref_cells = m.candidates(config)
+                found.append((targets, ref_cells + references.index(ref) * cells))
+        yield t, found
+        previous = t
+
+
+def _pad_candidates(found: list[tuple[Tensor, Tensor]], cells: int, size: tuple[int, int]) -> Tensor | None:
+    """(cells, M) long reference indices per target, -1 padded; targets without any take those of
+    the nearest target that has some. None when no target has a candidate."""
+    if not found:
+        return None
+    targets = torch.cat([f[0] for f in found])
+    refs = torch.cat([f[1] for f in found])
+    if len(targets) == 0:
+        return None
+    order = torch.argsort(targets, stable=True)
+    targets, refs = targets[order], refs[order]
+    counts = torch.bincount(targets, minlength=cells)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(len(targets), device=targets.device) - starts[targets]
+    padded = torch.full((cells, int(counts.max())), -1, dtype=torch.long, device=targets.device)
+    padded[targets, rank] = refs
+    empty = (counts == 0).view(size).cpu().numpy()
+    if empty.any():
+        nearest = ndimage.distance_transform_edt(empty, return_distances=False, return_indices=True)
+        source = torch.from_numpy(nearest[0] * size[1] + nearest[1]).flatten().to(padded.device)
+        padded = padded[source]
+    return padded
+
+
+# ----------------------------------------------------------------------------- frames
+
+
+def lightness(frame: np.ndarray, device: torch.device | None = None) -> Tensor:
+    """(H, W, 3) uint8 RGB, gray or colour -> (1, H, W) float32 Lab L in [0, 100]."""
+    return rgb_to_lab(_to_float(frame, device))[:1]
+
+
+def chrominance(frame: np.ndarray, device: torch.device | None = None) -> Tensor:
+    """(H, W, 3) uint8 RGB -> (2, H, W) float32 Lab ab."""
+    return rgb_to_lab(_to_float(frame, device))[1:]
+
+
+def _to_float(frame: np.ndarray, device: torch.device | None) -> Tensor:
+    """(H, W, 3) uint8 -> (3, H, W) float32 in [0, 1]."""
+    return torch.from_numpy(np.array(frame, dtype=np.float32)).to(device or "cpu").permute(2, 0, 1) / 255.0
+
+
+def to_gray(frame: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (H, W, 3) uint8 gray RGB (R = G = B) with the nearest Lab L."""
+    lab = torch.cat([lightness(frame), torch.zeros(2, *frame.shape[:2])])
+    return to_uint8(lab_to_rgb(lab).mean(dim=0, keepdim=True).expand(3, -1, -1))
+
+
+def compose(light: Tensor, ab: Tensor) -> np.ndarray:
+    """light (1, H, W) L and ab (2, h, w) at any resolution (bilinear to H x W) -> (H, W, 3) uint8 RGB."""
+    if ab.shape[-2:] != light.shape[-2:]:
+        ab = F.interpolate(ab[None].float(), size=light.shape[-2:], mode="bilinear", align_corners=False)[0]
+    return to_uint8(lab_to_rgb(torch.cat([light, ab.to(light)])))
+
+
+def to_uint8(rgb: Tensor) -> np.ndarray:
+    """(3, H, W) in [0, 1] -> (H, W, 3) uint8."""
+    return (rgb.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+class Colorizer:
+    """Colours a video from reference frames with an embedder that sees only luminance.
+
+    Embeddings are computed from each frame's L (as a gray image), never from its colours, so a
+    colour input gives the same result as its gray version.
+    """
+
+    def __init__(self, embedder: Embedder, config: ColorizeConfig, device: torch.device | None = None):
+        self.embedder = embedder
+        self.config = config
+        self.device = device or pick_device()
+        self._sizer = LabelTracker(embedder, replace(PRESETS["default"], input_height=config.input_height), self.device)
+
+    @torch.no_grad()
+    def embed(self, light: Tensor) -> Tensor:
+        """light: (1, H, W) L. Returns (C, h, w) embeddings of the gray frame."""
+        size = self._sizer.input_size(tuple(light.shape[-2:]))
+        resized = F.interpolate(light[None].to(self.device), size=size, mode="bilinear", antialias=True)[0]
+        gray = lab_to_rgb(torch.cat([resized, torch.zeros(2, *size, device=self.device)]))
+        return self.embedder.encode(gray[None])[0].float()
+
+    def colorize(
+        self,
+        frames: Iterable[np.ndarray],
+        references: dict[int, np.ndarray],
+        instances: tuple[int, np.ndarray] | None = None,
+        progress: bool = False,
+    ) -> Iterator[np.ndarray]:
+        """frames: (H, W, 3) uint8 RGB, gray or colour; it is iterated twice (a VideoReader or a
+        sequence of frames, not a generator). references: frame index -> colour image of that
+        frame (H, W, 3) uint8. instances: optional (frame index, (H, W) object ids, 255 void).
+        Yields the colourized frames (H, W, 3) uint8: every frame's own L, predicted ab."""
+        embeddings = []
+        native = None
+        for frame in tqdm(frames, desc="embedding", unit="frame", disable=not progress):
+            native = frame.shape[:2]
+            embeddings.append(self.embed(lightness(frame, self.device)))
+        if native is None:
+            raise ValueError("no frames")
+        grid = tuple(embeddings[0].shape[-2:])
+        ref_full = {}
+        for index, image in references.items():
+            if image.shape[:2] != native:
+                raise ValueError(f"reference {index} is {image.shape[:2]}, frames are {native}")
+            ref_full[index] = chrominance(image, self.device)
+        ref_cells = {index: F.adaptive_avg_pool2d(ab, grid) for index, ab in ref_full.items()}
+        groups = None
+        if instances is not None:
+            groups = self.track_instances(frames, *instances, grid, len(embeddings))
+        predicted = predict_ab(embeddings, ref_cells, self.config, groups, progress)
+        for t, frame in enumerate(frames):
+            ab = ref_full.get(t, predicted[t])
+            yield compose(lightness(frame, self.device), ab)
+
+    def track_instances(
+        self, frames: Iterable[np.ndarray], index: int, mask: np.ndarray, grid: tuple[int, int], num_frames: int
+    ) -> list[Tensor]:
+        """Instance ids (h, w) long on the feature grid for every frame: ``mask`` (ids, 255 void
+        -> -1) on frame ``index``, carried forward and backward by the mask tracker on the gray
+        frames (the default tracking preset, this colorizer's embedder)."""
+        from colortrack.segmentation import propagate_mask
+
+        tracker = LabelTracker(
+            self.embedder, replace(PRESETS["default"], input_height=self.config.input_height), self.device
+        )
+        before: list[np.ndarray] = []
+        anchor: list[np.ndarray] = []
+
+        def from_index() -> Iterator[np.ndarray]:
+            for t, frame in enumerate(frames):
+                gray = to_gray(frame)
+                if t < index:
+                    before.append(gray)
+                    continue
+                if t == index:
+                    anchor.append(gray)
+                yield gray
+
+        tracked = list(propagate_mask(tracker, from_index(), mask))
+        backward: list[np.ndarray] = []
+        if index > 0:
+            backward = list(propagate_mask(tracker, [anchor[0], *before[::-1]], mask))[1:][::-1]
+        masks = backward + tracked
+        if len(masks) != num_frames:
+            raise ValueError(f"tracked {len(masks)} instance masks for {num_frames} frames")
+        masks[index] = mask
+        return [_ids_on_grid(m, grid, self.device) for m in masks]
+
+
+def _ids_on_grid(mask: np.ndarray, grid: tuple[int, int], device: torch.device) -> Tensor:
+    """(H, W) uint8 ids (255 void) -> (h, w) long: the majority id of each cell, void -> -1."""
+    ids = torch.from_numpy(mask.astype(np.int64)).to(device)
+    present = torch.unique(ids)
+    onehot = (ids[None] == present[:, None, None]).float()
+    winner = F.adaptive_avg_pool2d(onehot[None], grid)[0].argmax(dim=0)
+    out = present[winner]
+    return torch.where(out == 255, torch.full_like(out, -1), out)
+
+
+# ----------------------------------------------------------------------------- references
+
+
+def parse_reference(text: str) -> tuple[Path, int]:
+    """``IMAGE[@FRAME_INDEX]`` -> (path, index); no index means frame 0."""
+    path, sep, index = text.rpartition("@")
+    if sep and index.isdigit() and path:
+        return Path(path), int(index)
+    if sep and path and not Path(text).exists():
+        raise InputError(text, f"frame index '{index}' after '@' is not a whole number")
+    return Path(text), 0
+
+
+def embedder_temperature(spec: str) -> float:
+    """The softmax temperature that suits an embedder: 0.05 for the gray embedder's cosine
+    similarities, a checkpoint's training temperature for its raw dot products."""
+    if spec == "gray":
+        return GRAY_TEMPERATURE
+    from colortrack.train.checkpoint import read_meta
+
+    return float(read_meta(spec).get("train_config", {}).get("temperature", GRAY_TEMPERATURE))
+
+
+def make_embedder(spec: str, device: torch.device) -> Embedder:
+    """``gray`` (training-free LuminancePatchEmbedder) or a checkpoint path (file or run folder)."""
+    if spec == "gray":
+        from colortrack.embedders.gray import LuminancePatchEmbedder
+
+        return LuminancePatchEmbedder()
+    if not Path(spec).exists():
+        raise InputError(spec, "no such checkpoint (use 'gray' for the training-free embedder)")
+    from colortrack.train.checkpoint import load_embedder
+
+    return load_embedder(spec, device)
+
+
+# ----------------------------------------------------------------------------- the job
+
+
+@dataclass(frozen=True)
+class ColorizeOutput:
+    video: Path
+    config: Path
+    frames_dir: Path | None
+    num_frames: int
+
+
+def colorize_video(
+    video_path: str | os.PathLike,
+    refs: Sequence[str],
+    out_path: str | os.PathLike,
+    config: ColorizeConfig,
+    embedder_spec: str = "gray",
+    frames_dir: str | os.PathLike | None = None,
+    instances: str | None = None,
+    device: torch.device | None = None,
+    progress: bool = True,
+) -> ColorizeOutput:
+    """Writes ``out_path`` (H.264), ``out_path`` with suffix ``.json`` (the settings) and, when
+    asked, ``frames_dir/%05d.png``. refs: ``IMAGE[@FRAME]`` strings; instances: ``MASK[@FRAME]``."""
+    from colortrack.io.atomic import atomic_write_json
+    from colortrack.io.masks import read_mask
+    from colortrack.io.video import VideoReader, VideoWriter, read_image, write_frames_png
+
+    out_path = Path(out_path)
+    reader = VideoReader(video_path)
+    info = reader.info
+    if out_path.exists() and out_path.is_dir():
+        raise InputError(out_path, "is a folder; --out names the output video file")
+    references: dict[int, np.ndarray] = {}
+    for text in refs:
+        path, index = parse_reference(text)
+        if index >= info.num_frames:
+            raise InputError(text, f"frame {index} is past the video's last frame ({info.num_frames - 1})")
+        if index in references:
+            raise InputError(text, f"frame {index} has two reference images")
+        image = read_image(path)
+        if image.shape[:2] != (info.height, info.width):
+            raise InputError(
+                path, f"reference is {image.shape[1]}x{image.shape[0]} but the video is {info.width}x{info.height}"
+            )
+        references[index] = image
+    if not references:
+        raise InputError("--ref", "at least one reference image is needed")
+    instance = None
+    if instances is not None:
+        mask_path, mask_index = parse_reference(instances)
+        if mask_index >= info.num_frames:
+            raise InputError(instances, f"frame {mask_index} is past the video's last frame ({info.num_frames - 1})")
+        instance = (mask_index, read_mask(mask_path, size=(info.height, info.width)))
+    device = device or pick_device()
+    colorizer = Colorizer(make_embedder(embedder_spec, device), config, device)
+    settings = {
+        "video": str(video_path),
+        "references": {str(index): text for index, text in zip(references, refs)},
+        "instances": instances,
+        "embedder": embedder_spec,
+        "colorize": config.to_dict(),
+    }
+    config_path = out_path.with_suffix(".json")
+    frames_folder = Path(frames_dir) if frames_dir is not None else None
+    count = 0
+    with VideoWriter(out_path, info.fps) as writer:
+        for index, frame in enumerate(colorizer.colorize(reader, references, instance, progress)):
+            writer.write(frame)
+            if frames_folder is not None:
+                write_frames_png(frames_folder, [frame], start_index=index)
+            count += 1
+    atomic_write_json(config_path, settings)
+    return ColorizeOutput(out_path, config_path, frames_folder, count)

@@ -1,0 +1,130 @@
+"""``colortrack colorize`` and ``colortrack eval colorize``: parsers and runners."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from colortrack.colorize import METHODS
+from colortrack.errors import InputError
+
+
+def add_colorize_parser(commands) -> None:
+    parser = commands.add_parser("colorize", help="colourize a (grayscale or colour) video from colour reference frames")
+    parser.add_argument("video", type=Path, help="video file or folder of frames (colour input is reduced to L)")
+    parser.add_argument(
+        "--ref",
+        action="append",
+        required=True,
+        metavar="IMAGE[@FRAME]",
+        help="colour image of frame FRAME (default 0), same size as the video; repeatable",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="output video (.mp4); settings go to OUT.json")
+    parser.add_argument("--frames-dir", type=Path, help="also write the frames as DIR/%%05d.png")
+    parser.add_argument("--method", default="propagate", choices=METHODS, help="how colours travel (default propagate)")
+    parser.add_argument(
+        "--instances", metavar="MASK.png[@FRAME]", help="object ids on frame FRAME: colours stay within objects"
+    )
+    _add_colorize_options(parser)
+    parser.set_defaults(run=run_colorize)
+
+
+def add_eval_colorize_parser(benchmarks) -> None:
+    parser = benchmarks.add_parser("colorize", help="colourization from reference frames on a DAVIS-layout dataset")
+    parser.add_argument("--root", type=Path, required=True, help="DAVIS root (JPEGImages/, Annotations/)")
+    parser.add_argument("--refs", default="first", choices=("first", "10th", "first+last"), help="reference frames")
+    parser.add_argument("--sequences", default=None, help="comma-separated subset")
+    parser.add_argument("--resolution", default="480p")
+    parser.add_argument(
+        "--method",
+        default="propagate",
+        help="comma-separated: propagate, reference, spatiotemporal, each optionally +inst (instance restriction)",
+    )
+    parser.add_argument("--max-frames", type=int, help="only the first N frames of each sequence")
+    parser.add_argument("--out", type=Path, required=True, help="folder for results.json")
+    _add_colorize_options(parser)
+    parser.set_defaults(run=run_eval_colorize)
+
+
+def _add_colorize_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--embedder", default="gray", help="'gray' (training-free, luminance patches) or a checkpoint")
+    tuning = parser.add_argument_group("override the method's defaults")
+    tuning.add_argument("--temperature", type=float, help="softmax temperature")
+    tuning.add_argument("--topk", type=int, help="most similar reference pixels kept (0: all)")
+    tuning.add_argument("--radius", type=int, help="local window radius in feature cells (0: global)")
+    tuning.add_argument("--recent", type=int, help="propagate: number of recent predicted frames in the context")
+    tuning.add_argument("--input-height", type=int, help="resize frames to this height before embedding")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def overrides(args: argparse.Namespace) -> dict:
+    """The command line's overrides of a method's defaults (0 disables top-k or the radius); the
+    temperature defaults to the embedder's (:func:`colortrack.colorize.embedder_temperature`)."""
+    from colortrack.colorize import embedder_temperature
+
+    out: dict = {"temperature": embedder_temperature(args.embedder)}
+    if args.temperature is not None:
+        if not args.temperature > 0:
+            raise InputError("--temperature", f"must be positive, got {args.temperature}")
+        out["temperature"] = args.temperature
+    if args.topk is not None:
+        out["topk"] = args.topk or None
+    if args.radius is not None:
+        out["radius"] = args.radius or None
+    if args.recent is not None:
+        out["recent"] = args.recent
+    return out
+
+
+def run_colorize(args: argparse.Namespace) -> int:
+    from colortrack.colorize import ColorizeConfig, colorize_video
+    from colortrack.tracker import pick_device
+
+    config = ColorizeConfig.for_method(args.method, input_height=args.input_height, **overrides(args))
+    output = colorize_video(
+        args.video,
+        args.ref,
+        args.out,
+        config,
+        embedder_spec=args.embedder,
+        frames_dir=args.frames_dir,
+        instances=args.instances,
+        device=pick_device(args.device),
+        progress=not args.quiet,
+    )
+    print(f"wrote {output.num_frames} frames to {output.video}")
+    if output.frames_dir is not None:
+        print(f"wrote {output.frames_dir}/%05d.png")
+    return 0
+
+
+def run_eval_colorize(args: argparse.Namespace) -> int:
+    from colortrack.colorize import make_embedder
+    from colortrack.colorize_eval import ColorEvalConfig, check_methods, evaluate_colorize, format_table
+    from colortrack.io.davis import DavisDataset
+    from colortrack.tracker import pick_device
+
+    methods = check_methods([name for name in args.method.split(",") if name])
+    if args.max_frames is not None and args.max_frames < 2:
+        raise InputError("--max-frames", f"must be at least 2, got {args.max_frames}")
+    names = [name for name in args.sequences.split(",") if name] if args.sequences else None
+    dataset = DavisDataset(args.root, resolution=args.resolution, sequences=names)
+    device = pick_device(args.device)
+    config = ColorEvalConfig(
+        root=str(args.root),
+        refs=args.refs,
+        methods=methods,
+        embedder=args.embedder,
+        overrides=overrides(args),
+        input_height=args.input_height,
+        max_frames=args.max_frames,
+        sequences=dataset.names,
+    )
+    results = evaluate_colorize(
+        dataset, make_embedder(args.embedder, device), config, args.out, device, progress=not args.quiet
+    )
+    title = f"DAVIS {args.resolution} colorization, refs {args.refs}, embedder {args.embedder}, {len(dataset)} sequence(s)"
+    print(format_table(results, title))
+    print(f"wrote {args.out / 'results.json'}")
+    return 0

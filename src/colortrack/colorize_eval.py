@@ -1,0 +1,232 @@
+"""Colourization on a DAVIS-layout dataset: decolourize, give reference frame(s) in colour, compare.
+
+Every method of one run sees the same gray frames, the same reference frames and the same
+embeddings, and is scored by :class:`colortrack.metrics.color.ColorScores` on the frames that are
+not references. Two baselines and a ceiling are measured in the same run:
+
+* ``copy``: each frame takes the ab of the nearest reference frame at the same pixel.
+* ``flow``: the nearest reference's ab warped along DIS optical flow (of the gray frames),
+  chained frame by frame from the reference (:class:`colortrack.baselines.FlowPropagator`).
+* ``cells``: the frame's true ab averaged over the embedder's feature cells and upsampled, as the
+  methods' outputs are: the best any method that predicts ab per cell can do.
+
+A method name may end in ``+inst``: colours are then only copied within object instances, from
+the reference frame's annotated mask carried through the video by our own mask tracker (a
+stand-in for the instance segmentation of Akimoto et al.).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from colortrack.baselines import FlowPropagator
+from colortrack.colorize import (
+    METHODS,
+    ColorizeConfig,
+    Colorizer,
+    chrominance,
+    compose,
+    lightness,
+    predict_ab,
+    to_gray,
+)
+from colortrack.embedders.base import Embedder
+from colortrack.errors import InputError
+from colortrack.io.atomic import atomic_write_json
+from colortrack.io.davis import DavisDataset, DavisSequence
+from colortrack.metrics.color import ColorScores
+
+REFERENCE_SETTINGS = ("first", "10th", "first+last")
+BASELINES = ("copy", "flow", "cells")
+INSTANCE_SUFFIX = "+inst"
+TABLE_FIELDS = (
+    ("PSNR", "psnr", "{:.2f}"),
+    ("PSNR in", "psnr_inside", "{:.2f}"),
+    ("PSNR out", "psnr_outside", "{:.2f}"),
+    (">16 %", "outliers", "{:.1f}"),
+    (">16 in", "outliers_inside", "{:.1f}"),
+    (">16 out", "outliers_outside", "{:.1f}"),
+    ("flicker", "flicker", "{:+.2f}"),
+    ("s/frame", "seconds_per_frame", "{:.3f}"),
+)
+
+
+def reference_frames(setting: str, num_frames: int) -> list[int]:
+    """Reference frame indices: ``first`` = 0, ``10th`` = 9 (the last frame of shorter clips),
+    ``first+last`` = 0 and the last frame."""
+    if setting == "first":
+        return [0]
+    if setting == "10th":
+        return [min(9, num_frames - 1)]
+    if setting == "first+last":
+        return sorted({0, num_frames - 1})
+    raise InputError("--refs", f"unknown reference setting '{setting}': choose {', '.join(REFERENCE_SETTINGS)}")
+
+
+def check_methods(methods: list[str]) -> list[str]:
+    for name in methods:
+        base = name.removesuffix(INSTANCE_SUFFIX)
+        if base not in METHODS and name not in BASELINES:
+            choices = ", ".join([*METHODS, *BASELINES])
+            raise InputError("--method", f"unknown method '{name}': choose {choices} (methods may end in +inst)")
+    return methods
+
+
+@dataclass(frozen=True)
+class ColorEvalConfig:
+    """What produced a results folder; saved as ``config.json``."""
+
+    root: str
+    refs: str
+    methods: list[str]
+    embedder: str
+    overrides: dict
+    input_height: int | None
+    max_frames: int | None
+    sequences: list[str]
+
+
+def evaluate_colorize(
+    dataset: DavisDataset,
+    embedder: Embedder,
+    config: ColorEvalConfig,
+    out_dir: Path,
+    device: torch.device,
+    progress: bool = True,
+) -> dict:
+    """Writes ``out_dir/sequences/<name>.json`` (one per sequence, reused by a re-run with the same
+    configuration), ``out_dir/results.json`` and ``out_dir/config.json``; returns the results."""
+    _claim_output(out_dir, config)
+    methods = [*check_methods(list(config.methods)), *BASELINES]
+    per_sequence = {}
+    for sequence in tqdm(dataset.sequences, desc="sequences", unit="seq", disable=not progress):
+        path = out_dir / "sequences" / f"{sequence.name}.json"
+        if path.exists():
+            per_sequence[sequence.name] = json.loads(path.read_text())
+            continue
+        scores = _evaluate_sequence(sequence, embedder, config, methods, device, progress)
+        atomic_write_json(path, scores)
+        per_sequence[sequence.name] = scores
+    results = {
+        "config": asdict(config),
+        "methods": {name: _mean_over_sequences([s[name] for s in per_sequence.values()]) for name in methods},
+        "sequences": per_sequence,
+    }
+    atomic_write_json(out_dir / "results.json", results)
+    return results
+
+
+def _evaluate_sequence(
+    sequence: DavisSequence,
+    embedder: Embedder,
+    config: ColorEvalConfig,
+    methods: list[str],
+    device: torch.device,
+    progress: bool,
+) -> dict:
+    frames = sequence.read_frames()[: config.max_frames]
+    masks = sequence.read_masks()[: len(frames)]
+    objects = (masks > 0) & (masks != 255)
+    references = reference_frames(config.refs, len(frames))
+    gray = [to_gray(frame) for frame in frames]  # for the flow baseline
+    colorizer = Colorizer(embedder, _method_config("propagate", config), device)
+    start = time.perf_counter()
+    lights = [lightness(frame, device) for frame in frames]  # what a colour input is reduced to
+    embeddings = [colorizer.embed(light) for light in lights]
+    embed_seconds = time.perf_counter() - start
+    grid = tuple(embeddings[0].shape[-2:])
+    true_ab = {t: chrominance(frames[t], device) for t in references}
+    ref_cells = {t: F.adaptive_avg_pool2d(ab, grid) for t, ab in true_ab.items()}
+    instance_groups = None
+    results = {}
+    for name in methods:
+        start = time.perf_counter()
+        if name in BASELINES:
+            predicted = _baseline(name, frames, gray, references, true_ab, grid, device)
+            seconds = time.perf_counter() - start
+        else:
+            method = name.removesuffix(INSTANCE_SUFFIX)
+            groups = None
+            if name.endswith(INSTANCE_SUFFIX):
+                if instance_groups is None:
+                    first = references[0]
+                    instance_groups = colorizer.track_instances(frames, first, masks[first], grid, len(frames))
+                groups = instance_groups
+            predicted = predict_ab(embeddings, ref_cells, _method_config(method, config), groups)
+            seconds = time.perf_counter() - start + embed_seconds
+        scores = ColorScores()
+        for t, frame in enumerate(frames):
+            ab = true_ab.get(t, predicted[t])
+            scores.add(compose(lights[t], ab), frame, objects[t], scored=t not in true_ab)
+        summary = scores.summary()
+        summary["seconds_per_frame"] = seconds / len(frames)
+        results[name] = summary
+    return results
+
+
+def _method_config(method: str, config: ColorEvalConfig) -> ColorizeConfig:
+    return ColorizeConfig.for_method(method, input_height=config.input_height, **config.overrides)
+
+
+def _nearest_reference(t: int, references: list[int]) -> int:
+    return min(references, key=lambda r: (abs(t - r), r))
+
+
+def _baseline(name, frames, gray, references, true_ab, grid, device) -> list[torch.Tensor]:
+    """Full-resolution (or, for ``cells``, per-cell) ab of every frame from a baseline."""
+    num_frames = len(frames)
+    if name == "cells":
+        return [F.adaptive_avg_pool2d(chrominance(frame, device), grid) for frame in frames]
+    if name == "copy":
+        return [true_ab[_nearest_reference(t, references)] for t in range(num_frames)]
+    out: list[torch.Tensor | None] = [None] * num_frames
+    for reference in references:
+        mine = [t for t in range(num_frames) if _nearest_reference(t, references) == reference]
+        labels = true_ab[reference].cpu().numpy()
+        for order in (range(reference, max(mine) + 1), range(reference, min(mine) - 1, -1)):
+            for t, warped in zip(order, FlowPropagator().track((gray[t] for t in order), labels)):
+                out[t] = torch.from_numpy(warped).to(device)
+    return out
+
+
+def _mean_over_sequences(summaries: list[dict]) -> dict:
+    """Plain means over sequences of every scalar (sequences without a value are skipped)."""
+    out: dict = {}
+    for key, value in summaries[0].items():
+        if isinstance(value, dict):
+            out[key] = _mean_over_sequences([s[key] for s in summaries])
+            continue
+        values = [s[key] for s in summaries if s.get(key) is not None and not math.isnan(s[key])]
+        out[key] = float(np.mean(values)) if values else None
+    return out
+
+
+def _claim_output(out_dir: Path, config: ColorEvalConfig) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(out_dir, "output path exists and is not a folder")
+    path = out_dir / "config.json"
+    if path.exists():
+        if json.loads(path.read_text()) != json.loads(json.dumps(asdict(config))):
+            raise InputError(out_dir, "holds results of another configuration; choose another --out")
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, asdict(config))
+
+
+def format_table(results: dict, title: str = "") -> str:
+    """A markdown table: one row per method, the headline numbers as columns."""
+    header = "| method | " + " | ".join(label for label, _, _ in TABLE_FIELDS) + " |"
+    lines = ([title, ""] if title else []) + [header, "|" + "---|" * (len(TABLE_FIELDS) + 1)]
+    for name, summary in results["methods"].items():
+        cells = [fmt.format(summary[key]) if summary.get(key) is not None else "-" for _, key, fmt in TABLE_FIELDS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
