@@ -1,4 +1,5 @@
-"""``colortrack demo``: generate a video with known masks, track its objects, score the result."""
+"""``colortrack demo``: generate a video with known masks, track its objects and colour its grey
+version from the first frame, scoring both against the known truth."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from colortrack.colorize import ColorizeConfig, colorize_video, to_gray
 from colortrack.io.masks import read_mask, write_mask
-from colortrack.io.video import VideoWriter
+from colortrack.io.video import VideoReader, VideoWriter
 from colortrack.methods import make_propagator, resolve_preset
+from colortrack.metrics.color import psnr
 from colortrack.metrics.davis import evaluate_sequence, format_table, summarize
 from colortrack.pipeline import track_video
 from colortrack.synthetic import make_video
@@ -37,4 +41,20 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"input video: {video_path}  first-frame mask: {mask_path}")
     print(format_table(summary))
     print(f"masks: {output.masks_dir}  overlay: {output.overlay}")
+    _colorize_demo(video.frames, out_dir, args)
     return 0
+
+
+def _colorize_demo(frames: np.ndarray, out_dir: Path, args: argparse.Namespace) -> None:
+    """Colour the grey version of the video from its first frame and score it against the original."""
+    gray_path, reference_path = out_dir / "input" / "gray.mp4", out_dir / "input" / "reference.png"
+    with VideoWriter(gray_path, 24.0) as writer:
+        for frame in frames:
+            writer.write(to_gray(frame))
+    Image.fromarray(frames[0]).save(reference_path)
+    colorized_path = out_dir / "colorized.mp4"
+    config = ColorizeConfig.for_method("propagate")
+    colorize_video(gray_path, [f"{reference_path}@0"], colorized_path, config, progress=not args.quiet)
+    colorized = VideoReader(colorized_path).read_all()
+    scores = [psnr(pred, truth) for pred, truth in zip(colorized[1:], frames[1:])]
+    print(f"colorized {gray_path} from {reference_path}: {colorized_path}, PSNR {np.mean(scores):.1f} dB")
