@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test demo bench clean chromium
 
 $(BIN)/colortrack: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,21 @@ $(BIN)/colortrack: pyproject.toml
 
 setup: $(BIN)/colortrack
 
-test: setup
+# Headless Chromium for tests/test_report.py (renders the HTML report). Installed with apt-get
+# only when missing; without apt (or root) the browser test skips with a message.
+chromium:
+	@if command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium) \
+		|| echo "make chromium: apt-get could not install chromium; the report's browser test will be skipped"; \
+	elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+		(sudo -n apt-get update -q && sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium) \
+		|| echo "make chromium: apt-get could not install chromium; the report's browser test will be skipped"; \
+	else \
+		echo "make chromium: no apt-get (or no root): chromium not installed; the report's browser test will be skipped"; \
+	fi
+
+test: setup chromium
 	$(BIN)/python -m pytest -q
 
 demo: setup

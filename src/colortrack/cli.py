@@ -24,6 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as error:
         print(f"colortrack: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # disk full, read-only, no permission: not a bug, one line
+        from colortrack.io.atomic import is_write_error
+
+        if not is_write_error(error):
+            raise
+        print(f"colortrack: error: {error.filename or '(output)'}: {error.strerror}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("colortrack: interrupted; finished outputs are kept, re-run to continue", file=sys.stderr)
         return 130
@@ -38,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(commands)
     _add_train(commands)
     _add_colorize(commands)
+    _add_embed(commands)
+    _add_report(commands)
     return parser
 
 
@@ -220,6 +229,18 @@ def _add_colorize(commands) -> None:
     from colortrack.colorize_cli import add_colorize_parser
 
     add_colorize_parser(commands)
+
+
+def _add_embed(commands) -> None:
+    from colortrack.embed_video import add_embed_parser
+
+    add_embed_parser(commands)
+
+
+def _add_report(commands) -> None:
+    from colortrack.report import add_report_parser
+
+    add_report_parser(commands)
 
 
 def _add_eval_colorize(benchmarks) -> None:

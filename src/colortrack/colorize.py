@@ -538,7 +538,7 @@ def colorize_video(
 ) -> ColorizeOutput:
     """Writes ``out_path`` (H.264), ``out_path`` with suffix ``.json`` (the settings) and, when
     asked, ``frames_dir/%05d.png``. refs: ``IMAGE[@FRAME]`` strings; instances: ``MASK[@FRAME]``."""
-    from colortrack.io.atomic import atomic_write_json
+    from colortrack.io.atomic import atomic_write_json, make_dirs
     from colortrack.io.masks import read_mask
     from colortrack.io.video import VideoReader, VideoWriter, read_image, write_frames_png
 
@@ -579,6 +579,8 @@ def colorize_video(
     }
     config_path = out_path.with_suffix(".json")
     frames_folder = Path(frames_dir) if frames_dir is not None else None
+    if frames_folder is not None:
+        make_dirs(frames_folder)  # a file in the way fails now, not after the first frame
     count = 0
     with VideoWriter(out_path, info.fps) as writer:
         for index, frame in enumerate(colorizer.colorize(reader, references, instance, progress)):

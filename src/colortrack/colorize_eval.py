@@ -41,7 +41,7 @@ from colortrack.colorize import (
 )
 from colortrack.embedders.base import Embedder
 from colortrack.errors import InputError
-from colortrack.io.atomic import atomic_write_json
+from colortrack.io.atomic import atomic_write_json, make_dirs
 from colortrack.io.davis import DavisDataset, DavisSequence
 from colortrack.metrics.color import ColorScores
 
@@ -218,7 +218,7 @@ def _claim_output(out_dir: Path, config: ColorEvalConfig) -> None:
         if json.loads(path.read_text()) != json.loads(json.dumps(asdict(config))):
             raise InputError(out_dir, "holds results of another configuration; choose another --out")
         return
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(out_dir)
     atomic_write_json(path, asdict(config))
 
 

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from colortrack.colorize import ColorizeConfig, colorize_video, to_gray
+from colortrack.io.atomic import make_dirs
 from colortrack.io.masks import read_mask, write_mask
 from colortrack.io.video import VideoReader, VideoWriter
 from colortrack.methods import make_propagator, resolve_preset
@@ -24,7 +25,7 @@ def run_demo(args: argparse.Namespace) -> int:
     out_dir: Path = args.out
     video = make_video(num_frames=40, height=240, width=320, num_objects=3, seed=0)
     inputs = out_dir / "input"
-    inputs.mkdir(parents=True, exist_ok=True)
+    make_dirs(inputs)
     video_path, mask_path = inputs / "video.mp4", inputs / "first_mask.png"
     with VideoWriter(video_path, video.fps) as writer:
         for frame in video.frames:

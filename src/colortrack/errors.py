@@ -15,3 +15,8 @@ class InputError(Exception):
         self.where = str(where)
         self.problem = problem
         super().__init__(f"{self.where}: {problem}")
+
+
+class OutputError(InputError):
+    """An output that cannot be written: no space left, a read-only or forbidden location, or a
+    file where a folder is needed. An :class:`InputError`, so the CLI reports it the same way."""

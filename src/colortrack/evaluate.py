@@ -11,7 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from colortrack.errors import InputError
-from colortrack.io.atomic import atomic_write_json
+from colortrack.io.atomic import atomic_write_json, make_dirs
 from colortrack.io.davis import DavisDataset, DavisSequence
 from colortrack.io.masks import read_mask, write_mask
 from colortrack.metrics.davis import Summary, evaluate_sequence, format_table, summarize
@@ -45,6 +45,8 @@ def evaluate_davis(
     Sequences finished by an earlier run with the same configuration are scored from their PNGs
     instead of being tracked again.
     """
+    for sequence in dataset.sequences:  # a bad file fails now, not after hours of tracking
+        sequence.check_sizes()
     _claim_output(out_dir, config)
     scores, runs = [], []
     for sequence in tqdm(dataset.sequences, desc="sequences", unit="seq", disable=not progress):
@@ -59,7 +61,7 @@ def evaluate_davis(
 
 def _track_sequence(propagator: Propagator, sequence: DavisSequence, out_dir: Path) -> SequenceRun:
     sequence_dir = out_dir / sequence.name
-    sequence_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(sequence_dir)
     frames = sequence.read_frames()
     start = time.perf_counter()
     for index, mask in enumerate(propagate_mask(propagator, frames, sequence.first_mask())):
@@ -97,7 +99,7 @@ def _claim_output(out_dir: Path, config: DavisEvalConfig) -> None:
         previous = json.loads(config_path.read_text())
         if previous != _comparable(asdict(config)):
             raise InputError(out_dir, "holds results of another configuration; choose a new --out")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(out_dir)
     atomic_write_json(config_path, _comparable(asdict(config)))
 
 

@@ -12,12 +12,12 @@ from tqdm import tqdm
 from colortrack.errors import InputError
 from colortrack.io.atomic import atomic_write_json
 from colortrack.io.jhmdb import JhmdbClip
-from colortrack.io.keypoints import JHMDB_JOINTS, check_inside, jhmdb_keypoints, read_jhmdb_joints, read_points, write_track_json
+from colortrack.io.keypoints import JHMDB_JOINTS, check_inside, jhmdb_keypoints, read_jhmdb_joints, read_points, read_track_json, write_track_json
 from colortrack.io.video import VideoReader, VideoWriter
 from colortrack.keypoints import PointConfig, clamp_to_frame, collect, iter_points
 from colortrack.metrics.pck import PCK_ALPHAS, PCKCounts, format_pck_table, pck_counts
 from colortrack.overlay import draw_points
-from colortrack.pipeline import _NoWriter, _prepare_output, _remember_last
+from colortrack.pipeline import _NoWriter, _prepare_output, _remember_last, finished_run, input_fingerprint, start_run
 from colortrack.tracker import Propagator
 
 
@@ -27,6 +27,7 @@ class PointsOutput:
     overlay: Path | None
     num_frames: int
     num_lost: int
+    skipped: bool = False  # an identical earlier run had already written every output
 
 
 def track_points_video(
@@ -39,23 +40,31 @@ def track_points_video(
     overlay: bool = True,
     progress: bool = True,
 ) -> PointsOutput:
-    """Writes ``out_dir/keypoints.json``, ``out_dir/overlay.mp4`` (skeleton drawn) and ``out_dir/config.json``."""
+    """Writes ``out_dir/keypoints.json``, ``out_dir/overlay.mp4`` (skeleton drawn) and ``out_dir/config.json``.
+
+    Like :func:`colortrack.pipeline.track_video`, a re-run into a folder that holds the complete
+    outputs of an identical run (same ``config.json``) does nothing; any other re-run starts clean.
+    """
     reader = VideoReader(video_path)
     keypoints = read_points(points_path)
     check_inside(keypoints, reader.info.height, reader.info.width, points_path)
     out_dir = _prepare_output(out_dir)
-    atomic_write_json(out_dir / "config.json", settings)
+    keypoints_path = out_dir / "keypoints.json"
+    overlay_path = out_dir / "overlay.mp4" if overlay else None
+    settings = {**settings, "inputs": {"video": input_fingerprint(reader), "points": input_fingerprint(points_path)}}
+    if finished_run(out_dir, settings, [keypoints_path] + [overlay_path] * overlay):
+        _, _, _, visible = read_track_json(keypoints_path)
+        return PointsOutput(keypoints_path, overlay_path, len(visible), int((~visible).sum()), skipped=True)
+    start_run(out_dir, settings, [keypoints_path, out_dir / "overlay.mp4"])
     current: list[np.ndarray] = []
     points = iter_points(propagator, _remember_last(reader, current), keypoints, config)
     bar = tqdm(points, total=reader.info.num_frames, desc="tracking", unit="frame", disable=not progress)
-    overlay_path = out_dir / "overlay.mp4" if overlay else None
     decoded = []
     with VideoWriter(overlay_path, reader.info.fps) if overlay_path else _NoWriter() as writer:
         for frame_points in bar:
             decoded.append(frame_points)
             writer.write(draw_points(current[0], frame_points.xy, frame_points.visible, list(keypoints.edges)))
     track = collect(keypoints, decoded)
-    keypoints_path = out_dir / "keypoints.json"
     write_track_json(keypoints_path, track)
     return PointsOutput(keypoints_path, overlay_path, track.num_frames, int((~track.visible).sum()))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,13 +11,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from colortrack.errors import InputError
-from colortrack.io.atomic import atomic_write_json
+from colortrack.errors import InputError, OutputError
+from colortrack.io.atomic import atomic_write_json, is_write_error, make_dirs
 from colortrack.io.masks import read_mask, write_mask
 from colortrack.io.video import VideoReader, VideoWriter
 from colortrack.overlay import overlay_masks
 from colortrack.segmentation import propagate_mask
 from colortrack.tracker import Propagator
+
+_MASK_NAME = re.compile(r"^\d{5}\.png$")
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,7 @@ class TrackOutput:
     masks_dir: Path
     overlay: Path | None
     num_frames: int
+    skipped: bool = False  # an identical earlier run had already written every output
 
 
 def track_video(
@@ -34,17 +39,29 @@ def track_video(
     overlay: bool = True,
     progress: bool = True,
 ) -> TrackOutput:
-    """Writes ``out_dir/masks/%05d.png`` at native size, ``out_dir/overlay.mp4`` and ``out_dir/config.json``."""
+    """Writes ``out_dir/masks/%05d.png`` at native size, ``out_dir/overlay.mp4`` and ``out_dir/config.json``.
+
+    Every file is written atomically. When ``out_dir`` already holds the complete outputs of an
+    identical run (same ``config.json``: settings and inputs), nothing is redone; otherwise the
+    earlier outputs are removed first, so that a re-run of an interrupted job starts clean.
+    """
     reader = VideoReader(video_path)
     first_mask = read_mask(mask_path)
     _check_mask_size(first_mask, reader, mask_path)
-    masks_dir = _prepare_output(out_dir) / "masks"
-    masks_dir.mkdir(exist_ok=True)
-    atomic_write_json(out_dir / "config.json", settings)
+    out_dir = _prepare_output(out_dir)
+    masks_dir = out_dir / "masks"
+    num_frames = reader.info.num_frames
+    overlay_path = out_dir / "overlay.mp4" if overlay else None
+    settings = {**settings, "inputs": {"video": input_fingerprint(reader), "mask": input_fingerprint(mask_path)}}
+    expected = [masks_dir / f"{index:05d}.png" for index in range(num_frames)] + [overlay_path] * overlay
+    if finished_run(out_dir, settings, expected):
+        return TrackOutput(masks_dir, overlay_path, num_frames, skipped=True)
+    stale = [out_dir / "overlay.mp4"] + [p for p in masks_dir.glob("*.png") if _MASK_NAME.match(p.name)]
+    start_run(out_dir, settings, stale)
+    make_dirs(masks_dir)
     current: list[np.ndarray] = []
     masks = propagate_mask(propagator, _remember_last(reader, current), first_mask)
-    bar = tqdm(masks, total=reader.info.num_frames, desc="tracking", unit="frame", disable=not progress)
-    overlay_path = out_dir / "overlay.mp4" if overlay else None
+    bar = tqdm(masks, total=num_frames, desc="tracking", unit="frame", disable=not progress)
     with VideoWriter(overlay_path, reader.info.fps) if overlay_path else _NoWriter() as writer:
         for index, mask in enumerate(bar):
             write_mask(masks_dir / f"{index:05d}.png", mask)
@@ -71,8 +88,46 @@ def _check_mask_size(mask: np.ndarray, reader: VideoReader, mask_path: Path) -> 
 def _prepare_output(out_dir: Path) -> Path:
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(out_dir, "output path exists and is not a folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return out_dir
+    return make_dirs(out_dir)
+
+
+def input_fingerprint(source: VideoReader | Path) -> dict:
+    """What identifies an input file (or a folder of frames) for :func:`finished_run`: its
+    absolute path, number of files, total size and latest modification time."""
+    if isinstance(source, VideoReader):
+        path, files = source.path, source.frame_paths or [source.path]
+    else:
+        path, files = Path(source), [Path(source)]
+    stats = [file.stat() for file in files]
+    return {
+        "path": str(path.resolve()),
+        "files": len(files),
+        "bytes": sum(stat.st_size for stat in stats),
+        "mtime_ns": max(stat.st_mtime_ns for stat in stats),
+    }
+
+
+def finished_run(out_dir: Path, settings: dict, outputs: list[Path]) -> bool:
+    """Whether ``out_dir/config.json`` equals ``settings`` and every one of ``outputs`` exists
+    (each output is written atomically, so one that exists is complete)."""
+    try:
+        previous = json.loads((out_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return previous == json.loads(json.dumps(settings)) and all(path.is_file() for path in outputs)
+
+
+def start_run(out_dir: Path, settings: dict, stale: list[Path]) -> None:
+    """Forget an earlier run in ``out_dir``: remove its config.json, then its ``stale`` outputs,
+    then write ``settings`` as the new config.json (a run killed part-way is redone in full)."""
+    for path in [out_dir / "config.json", *stale]:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as err:
+            if is_write_error(err):
+                raise OutputError(path, f"cannot remove an earlier output ({err.strerror})") from err
+            raise
+    atomic_write_json(out_dir / "config.json", settings)
 
 
 class _NoWriter:

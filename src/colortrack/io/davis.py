@@ -50,6 +50,16 @@ class DavisSequence:
             out[t] = rgb
         return out
 
+    def check_sizes(self) -> None:
+        """InputError naming the first frame or mask whose size (read from its header) differs
+        from the first frame's, or whose header is unreadable; cheap, for checks up front."""
+        height, width = self.size
+        for path in [*self.frame_paths, *self.mask_paths]:
+            h, w = image_size(path)
+            if (h, w) != (height, width):
+                kind = "mask" if path in self.mask_paths else "frame"
+                raise InputError(path, f"{kind} is {w}x{h}, expected {width}x{height} (the first frame's size)")
+
     def read_masks(self) -> np.ndarray:
         """All masks as ids, ``(T_masks, H, W) uint8``; InputError if not the frame size."""
         size = self.size

@@ -69,6 +69,7 @@ JHMDB_EDGES: tuple[tuple[str, str], ...] = (
 )
 
 POINT_EXTENSIONS = (".json", ".csv", ".mat")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 # What scipy raises on files that are not (version 4/5) .mat files; v7.3 (HDF5) raises NotImplementedError.
 _MAT_ERRORS = (scipy.io.matlab.MatReadError, OSError, ValueError, TypeError, IndexError, KeyError, NotImplementedError)
 
@@ -150,6 +151,8 @@ def read_jhmdb_joints(path: str | os.PathLike) -> np.ndarray:
     if not np.isfinite(positions).all():
         _, joint, frame = np.argwhere(~np.isfinite(positions))[0]
         raise InputError(path, f"'pos_img' has a NaN or infinite value ({JHMDB_JOINTS[joint]}, frame {frame + 1})")
+    if np.abs(positions).max() > _FLOAT32_MAX:
+        raise InputError(path, "'pos_img' has a value too large for a pixel coordinate")
     return (positions.transpose(2, 1, 0) - 1.0).astype(np.float32)
 
 
@@ -219,9 +222,15 @@ def _name(path: Path, value: object, where: str) -> str:
 def _number(path: Path, value: object, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InputError(path, f"{where}: expected a number, got {value!r}")
-    if not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:  # a JSON integer beyond the float range
+        raise InputError(path, f"{where}: coordinate {str(value)[:20]}... is too large") from None
+    if not math.isfinite(number):
         raise InputError(path, f"{where}: coordinate is {value} (NaN or infinite)")
-    return float(value)
+    if abs(number) > _FLOAT32_MAX:  # would become infinite as float32
+        raise InputError(path, f"{where}: coordinate {number:g} is too large")
+    return number
 
 
 def _parse_float(path: Path, cell: str, line: int) -> float:

@@ -19,8 +19,8 @@ import av
 import numpy as np
 from PIL import Image
 
-from colortrack.errors import InputError
-from colortrack.io.atomic import atomic_write
+from colortrack.errors import InputError, OutputError
+from colortrack.io.atomic import atomic_write, is_write_error, make_dirs, write_problem
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -73,9 +73,21 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     try:
         with Image.open(path) as im:
             width, height = im.size
+            png = im.format == "PNG"
+        if png and not _png_complete(path):
+            raise InputError(path, "truncated PNG (no IEND chunk at the end of the file)")
     except _PIL_ERRORS as err:
         raise InputError(path, f"unreadable image ({_one_line(err)})") from err
     return height, width
+
+
+def _png_complete(path: Path) -> bool:
+    """Whether a PNG file ends with its IEND chunk (a cheap test for a cut-off file; a few
+    trailing bytes after IEND are tolerated)."""
+    with open(path, "rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, handle.tell() - 64))
+        return b"IEND" in handle.read()
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -312,7 +324,10 @@ class VideoWriter:
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             raise ValueError(f"frame must be (H, W, 3) uint8, got {frame.shape} {frame.dtype}")
         if self._size is None:
-            self._start(*frame.shape[:2])
+            try:
+                self._start(*frame.shape[:2])
+            except OSError as err:
+                self._fail(err)
         elif frame.shape[:2] != self._size:
             raise ValueError(f"frame {self._count} is {frame.shape[:2]}, expected {self._size}")
         assert self._container is not None and self._stream is not None
@@ -321,8 +336,11 @@ class VideoWriter:
         )
         av_frame.pts = self._count
         av_frame.time_base = 1 / self._rate
-        for packet in self._stream.encode(av_frame):
-            self._container.mux(packet)
+        try:
+            for packet in self._stream.encode(av_frame):
+                self._container.mux(packet)
+        except OSError as err:
+            self._fail(err)
         self._count += 1
 
     def write_all(self, frames: Iterable[np.ndarray]) -> None:
@@ -342,9 +360,19 @@ class VideoWriter:
             self._container.close()
         except BaseException as err:
             self.abort(err)
+            if is_write_error(err):
+                raise OutputError(self.path, write_problem(err)) from err
             raise
         self._closed = True
         self._stack.close()
+
+    def _fail(self, err: OSError) -> None:
+        """Discard the temporary file and re-raise ``err`` (an OutputError when the disk is full,
+        read-only or forbidden)."""
+        self.abort(err)
+        if is_write_error(err):
+            raise OutputError(self.path, write_problem(err)) from err
+        raise err
 
     def abort(self, err: BaseException | None = None) -> None:
         """Discard the temporary file; ``path`` is left untouched."""
@@ -386,8 +414,7 @@ def write_frames_png(
     folder: str | os.PathLike, frames: Iterable[np.ndarray], start_index: int = 0
 ) -> list[Path]:
     """Write frames as ``%05d.png`` in ``folder`` (created if needed), each atomically."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_dirs(folder)
     paths = []
     for offset, frame in enumerate(frames):
         path = folder / f"{start_index + offset:05d}.png"

@@ -32,7 +32,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from colortrack.errors import InputError
-from colortrack.io.atomic import atomic_write, atomic_write_json
+from colortrack.io.atomic import atomic_write, atomic_write_json, make_dirs
 from colortrack.model import ColorizationNet, ModelConfig
 
 CHECKPOINTS = "checkpoints"
@@ -64,7 +64,7 @@ def save_checkpoint(
     Returns the checkpoint folder.
     """
     folder = checkpoint_dir(run_dir, step)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_dirs(folder)
     weights = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
     with atomic_write(folder / WEIGHTS) as tmp:
         save_file(weights, str(tmp))

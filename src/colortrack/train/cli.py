@@ -130,6 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as error:
         print(f"colortrack train: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # disk full, read-only, no permission: not a bug, one line
+        from colortrack.io.atomic import is_write_error
+
+        if not is_write_error(error):
+            raise
+        print(f"colortrack train: error: {error.filename or '(output)'}: {error.strerror}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

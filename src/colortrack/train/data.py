@@ -30,7 +30,7 @@ from torch.utils.data import Dataset, Sampler
 from tqdm import tqdm
 
 from colortrack.errors import InputError
-from colortrack.io.atomic import atomic_write, atomic_write_json
+from colortrack.io.atomic import atomic_write, atomic_write_json, make_dirs
 from colortrack.io.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoReader, read_image
 from colortrack.lab import rgb_to_lab
 from colortrack.model import lab_to_input
@@ -110,7 +110,7 @@ def prepare_cache(
     to write the manifest.
     """
     cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(cache_dir)
     manifest = _read_manifest(cache_dir)
     videos = []
     for source in tqdm(sources, desc="cache", unit="video", disable=not (primary and progress), leave=False):

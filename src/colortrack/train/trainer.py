@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from colortrack.affinity import AffinityConfig
 from colortrack.errors import InputError
-from colortrack.io.atomic import atomic_write_json, atomic_write_text
+from colortrack.io.atomic import atomic_write_json, atomic_write_text, make_dirs
 from colortrack.model import MODEL_PRESETS, ColorizationNet, ModelConfig
 from colortrack.tracker import pick_device
 from colortrack.train import checkpoint as ckpt
@@ -186,7 +186,7 @@ def _train(config: TrainConfig, resume: bool, env: _Distributed) -> TrainResult:
     else:
         centers = _fit_centers(config, videos, env)
     if env.primary:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        make_dirs(run_dir)
         atomic_write_json(run_dir / "config.json", config.to_dict())
         _trim_log(run_dir / "log.csv", start)
     dataset = ClipDataset(videos, centers, _clip_config(config), config.seed)
@@ -396,11 +396,23 @@ def _trim_log(path: Path, step: int) -> None:
     if not path.is_file():
         return
     with open(path, newline="") as handle:
-        rows = list(csv.reader(handle))
-    kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) <= step]
-    if len(kept) != len(rows):
-        text = "".join(",".join(row) + "\n" for row in kept)
-        atomic_write_text(path, text)
+        text = handle.read()
+    rows = list(csv.reader(text.splitlines()))
+    # A kill can leave the file empty or its last row cut short: keep only whole rows up to ``step``.
+    kept = [list(LOG_FIELDS)] + [row for row in rows[1:] if _logged_step(row) is not None and _logged_step(row) <= step]
+    wanted = "".join(",".join(map(str, row)) + "\n" for row in kept)
+    if wanted != text:
+        atomic_write_text(path, wanted)
+
+
+def _logged_step(row: list[str]) -> int | None:
+    """The step of a whole log.csv row, None for a cut or malformed one."""
+    if len(row) != len(LOG_FIELDS):
+        return None
+    try:
+        return int(row[0])
+    except ValueError:
+        return None
 
 
 def _barrier(env: _Distributed) -> None:

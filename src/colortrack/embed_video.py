@@ -1,0 +1,162 @@
+"""``colortrack embed``: a video of an embedder's features, PCA-projected to RGB beside the frames.
+
+Two passes over the video, constant memory in its length:
+
+1. every frame is embedded and a random sample of its feature cells is kept; one PCA to 3
+   components is fitted on the pooled samples of all frames, with per-component robust bounds
+   (the ``low`` and ``high`` percentiles of the sampled projections);
+2. every frame is embedded again, each cell projected with that one PCA, scaled to [0, 1] by
+   the fixed bounds (so one embedding gets one colour in every frame: colours are stable over
+   time), upsampled to the frame size and written next to the frame, H.264.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from colortrack.errors import InputError
+
+
+@dataclass(frozen=True)
+class PCAProjection:
+    """``rgb = clip((x - mean) @ components.T - low) / (high - low), 0, 1)`` per cell."""
+
+    mean: np.ndarray  # (C,)
+    components: np.ndarray  # (3, C), rows orthonormal
+    low: np.ndarray  # (3,)
+    high: np.ndarray  # (3,)
+
+    @classmethod
+    def fit(cls, samples: np.ndarray, low: float = 1.0, high: float = 99.0) -> PCAProjection:
+        """samples: (N, C) embeddings. Fewer than 3 channels are padded with zero components.
+        Each component's sign is fixed (largest-magnitude loading positive): deterministic."""
+        samples = np.asarray(samples, np.float64)
+        if samples.ndim != 2 or len(samples) < 2:
+            raise ValueError(f"need (N >= 2, C) samples, got {samples.shape}")
+        mean = samples.mean(axis=0)
+        _, _, vt = np.linalg.svd(samples - mean, full_matrices=False)
+        components = np.zeros((3, samples.shape[1]))
+        k = min(3, len(vt))
+        components[:k] = vt[:k]
+        for row in components:
+            pivot = np.argmax(np.abs(row))
+            if row[pivot] < 0:
+                row *= -1
+        projected = (samples - mean) @ components.T
+        lo, hi = np.percentile(projected, low, axis=0), np.percentile(projected, high, axis=0)
+        hi = np.where(hi - lo > 1e-12, hi, lo + 1.0)  # a flat component maps to 0
+        return cls(mean, components, lo, hi)
+
+    def project(self, embedding: np.ndarray) -> np.ndarray:
+        """embedding: (C, h, w). Returns (h, w, 3) uint8 RGB."""
+        c, h, w = embedding.shape
+        cells = np.asarray(embedding, np.float64).reshape(c, -1).T
+        scaled = ((cells - self.mean) @ self.components.T - self.low) / (self.high - self.low)
+        return np.rint(np.clip(scaled, 0, 1) * 255).astype(np.uint8).reshape(h, w, 3)
+
+
+def make_embedder(spec: str, device: torch.device):
+    """``color`` (Lab patches), ``gray`` (luminance patches) or a checkpoint (file or run folder)."""
+    if spec == "color":
+        from colortrack.embedders.color import LabPatchEmbedder
+
+        return LabPatchEmbedder()
+    if spec == "gray":
+        from colortrack.embedders.gray import LuminancePatchEmbedder
+
+        return LuminancePatchEmbedder()
+    if not Path(spec).exists():
+        raise InputError("--method", f"unknown method '{spec}': choose color, gray or a checkpoint path")
+    from colortrack.train.checkpoint import load_embedder
+
+    return load_embedder(spec, device)
+
+
+def side_by_side(frame: np.ndarray, colors: np.ndarray) -> np.ndarray:
+    """frame (H, W, 3) and cell colours (h, w, 3) -> (H, 2W, 3): the colours upsampled (nearest
+    cell: the feature grid stays visible) to the right of the frame."""
+    height, width = frame.shape[:2]
+    big = cv2.resize(colors, (width, height), interpolation=cv2.INTER_NEAREST)
+    return np.concatenate([frame, big], axis=1)
+
+
+def embed_video(
+    video: str | os.PathLike,
+    out: str | os.PathLike,
+    method: str = "color",
+    input_height: int | None = None,
+    samples_per_frame: int = 512,
+    max_samples: int = 100_000,
+    device: torch.device | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[int, PCAProjection]:
+    """Write ``out`` (H.264, frames | PCA colours); returns (frames written, the projection)."""
+    from tqdm import tqdm
+
+    from colortrack.io.video import VideoReader, VideoWriter
+    from colortrack.tracker import PRESETS, LabelTracker, pick_device
+
+    if input_height is not None and input_height < 1:
+        raise InputError("--input-height", f"must be positive, got {input_height}")
+    device = device or pick_device()
+    reader = VideoReader(video)
+    info = reader.info
+    per_frame = max(1, min(samples_per_frame, max_samples // max(info.num_frames, 1)))
+    config = replace(PRESETS["default"], input_height=input_height)
+    tracker = LabelTracker(make_embedder(method, device), config, device)
+    rng = np.random.default_rng(seed)
+    samples = []
+    with torch.no_grad():
+        for frame in tqdm(reader, total=info.num_frames, desc="fit PCA", unit="frame", disable=not progress):
+            cells = tracker.embed(frame).float().cpu().numpy()
+            flat = cells.reshape(cells.shape[0], -1).T
+            pick = rng.choice(len(flat), size=min(per_frame, len(flat)), replace=False)
+            samples.append(flat[pick])
+        projection = PCAProjection.fit(np.concatenate(samples))
+        count = 0
+        with VideoWriter(out, info.fps) as writer:
+            for frame in tqdm(reader, total=info.num_frames, desc="render", unit="frame", disable=not progress):
+                colors = projection.project(tracker.embed(frame).float().cpu().numpy())
+                writer.write(side_by_side(frame, colors))
+                count += 1
+    return count, projection
+
+
+def add_embed_parser(commands) -> None:
+    parser = commands.add_parser("embed", help="video of the embeddings (PCA to RGB) beside the frames")
+    parser.add_argument("video", type=Path, help="video file or folder of frames")
+    parser.add_argument("--out", type=Path, required=True, help="output video (.mp4)")
+    parser.add_argument("--method", default="color", help="color, gray, or a checkpoint (file or run folder)")
+    parser.add_argument("--input-height", type=int, help="resize frames to this height before embedding")
+    parser.add_argument("--samples-per-frame", type=int, default=512, help="cells per frame used to fit the PCA")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(run=run_embed)
+
+
+def run_embed(args: argparse.Namespace) -> int:
+    from colortrack.tracker import pick_device
+
+    if args.out.exists() and args.out.is_dir():
+        raise InputError(args.out, "is a folder; --out names the output video file")
+    if args.samples_per_frame < 1:
+        raise InputError("--samples-per-frame", f"must be positive, got {args.samples_per_frame}")
+    count, _ = embed_video(
+        args.video,
+        args.out,
+        args.method,
+        args.input_height,
+        args.samples_per_frame,
+        device=pick_device(args.device),
+        progress=not args.quiet,
+    )
+    print(f"wrote {count} frames to {args.out}")
+    return 0
