@@ -1,13 +1,15 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The CPU build of torch 2.13.0 ships as a local wheel on this project's machines.
+TORCH_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
 .PHONY: setup test demo bench clean chromium
 
 $(BIN)/colortrack: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q "torch==2.13.0"
+	$(BIN)/pip install -q $(TORCH_LINKS) "torch==2.13.0"
 	$(BIN)/pip install -q -e ".[test]"
 	touch $@
 
