@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from colortrack import __version__
-from colortrack.errors import InputError
+from colortrack.errors import InputError, run_with_clear_errors
 from colortrack.keypoints import PointConfig, default_sigma
 from colortrack.methods import make_propagator, resolve_preset
 from colortrack.tracker import PRESETS, TrackConfig, pick_device
@@ -19,21 +19,7 @@ DEFAULT_METHOD = "color"
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except InputError as error:
-        print(f"colortrack: error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:  # disk full, read-only, no permission: not a bug, one line
-        from colortrack.io.atomic import is_write_error
-
-        if not is_write_error(error):
-            raise
-        print(f"colortrack: error: {error.filename or '(output)'}: {error.strerror}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("colortrack: interrupted; finished outputs are kept, re-run to continue", file=sys.stderr)
-        return 130
+    return run_with_clear_errors("colortrack", lambda: args.run(args))
 
 
 def build_parser() -> argparse.ArgumentParser:

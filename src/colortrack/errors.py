@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from os import PathLike
 
 
@@ -20,3 +22,23 @@ class InputError(Exception):
 class OutputError(InputError):
     """An output that cannot be written: no space left, a read-only or forbidden location, or a
     file where a folder is needed. An :class:`InputError`, so the CLI reports it the same way."""
+
+
+def run_with_clear_errors(prog: str, run: Callable[[], int]) -> int:
+    """Run a command; input problems and unwritable outputs become one line on stderr and exit 2.
+    Any other exception is a bug and keeps its traceback."""
+    from colortrack.io.atomic import is_write_error
+
+    try:
+        return run()
+    except InputError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # disk full, read-only, no permission: not a bug, one line
+        if not is_write_error(error):
+            raise
+        print(f"{prog}: error: {error.filename or '(output)'}: {error.strerror}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; finished outputs are kept, re-run to continue", file=sys.stderr)
+        return 130

@@ -12,7 +12,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from colortrack.errors import InputError
+from colortrack.errors import InputError, run_with_clear_errors
 from colortrack.model import MODEL_PRESETS
 from colortrack.train.trainer import PRECISIONS, RESUMABLE, TrainConfig, load_run_config, train
 
@@ -125,18 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="colortrack train", description=__doc__)
     add_train_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        return run_train(args)
-    except InputError as error:
-        print(f"colortrack train: error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:  # disk full, read-only, no permission: not a bug, one line
-        from colortrack.io.atomic import is_write_error
-
-        if not is_write_error(error):
-            raise
-        print(f"colortrack train: error: {error.filename or '(output)'}: {error.strerror}", file=sys.stderr)
-        return 2
+    return run_with_clear_errors("colortrack train", lambda: run_train(args))
 
 
 if __name__ == "__main__":
