@@ -11,7 +11,7 @@ from colortrack import __version__
 from colortrack.errors import InputError, run_with_clear_errors
 from colortrack.keypoints import PointConfig, default_sigma
 from colortrack.methods import make_propagator, resolve_preset
-from colortrack.tracker import PRESETS, TrackConfig, pick_device
+from colortrack.tracker import PRESETS, Propagator, TrackConfig, pick_device
 
 DEFAULT_METHOD = "color"
 
@@ -138,13 +138,22 @@ def track_config(args: argparse.Namespace) -> TrackConfig:
     )
 
 
+def configured_propagator(args: argparse.Namespace) -> tuple[TrackConfig, Propagator]:
+    """The track configuration of the command line and the propagator it selects."""
+    config = track_config(args)
+    return config, make_propagator(args.method, config, pick_device(args.device))
+
+
+def _comma_list(text: str | None) -> list[str] | None:
+    return [name for name in text.split(",") if name] if text else None
+
+
 def _run_track(args: argparse.Namespace) -> int:
     from colortrack.pipeline import track_video
 
     if args.points is not None:
         return _run_track_points(args)
-    config = track_config(args)
-    propagator = make_propagator(args.method, config, pick_device(args.device))
+    config, propagator = configured_propagator(args)
     settings = {"method": args.method, "preset": args.preset, "track": config.to_dict()}
     output = track_video(args.video, args.mask, args.out, propagator, settings, not args.no_overlay, not args.quiet)
     print(f"wrote {output.num_frames} masks to {output.masks_dir}")
@@ -157,10 +166,9 @@ def _run_eval_davis(args: argparse.Namespace) -> int:
     from colortrack.evaluate import DavisEvalConfig, evaluate_davis, print_summary
     from colortrack.io.davis import DavisDataset
 
-    names = [name for name in args.sequences.split(",") if name] if args.sequences else None
+    names = _comma_list(args.sequences)
     dataset = DavisDataset(args.root, resolution=args.resolution, sequences=names)
-    config = track_config(args)
-    propagator = make_propagator(args.method, config, pick_device(args.device))
+    config, propagator = configured_propagator(args)
     eval_config = DavisEvalConfig(
         root=str(args.root),
         method=args.method,
@@ -177,8 +185,7 @@ def _run_eval_davis(args: argparse.Namespace) -> int:
 def _run_track_points(args: argparse.Namespace) -> int:
     from colortrack.keypoint_pipeline import track_points_video
 
-    config = track_config(args)
-    propagator = make_propagator(args.method, config, pick_device(args.device))
+    config, propagator = configured_propagator(args)
     points = point_config(args, propagator)
     settings = {"method": args.method, "preset": args.preset, "track": config.to_dict(), "points": points.to_dict()}
     output = track_points_video(
@@ -194,10 +201,9 @@ def _run_eval_jhmdb(args: argparse.Namespace) -> int:
     from colortrack.io.jhmdb import find_jhmdb_clips
     from colortrack.keypoint_pipeline import evaluate_jhmdb, format_results
 
-    names = [name for name in args.clips.split(",") if name] if args.clips else None
+    names = _comma_list(args.clips)
     clips = find_jhmdb_clips(args.root, names)
-    config = track_config(args)
-    propagator = make_propagator(args.method, config, pick_device(args.device))
+    config, propagator = configured_propagator(args)
     points = point_config(args, propagator)
     settings = {
         "method": args.method,

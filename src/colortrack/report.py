@@ -231,12 +231,7 @@ def compute_frame_scores(run: EvalRun, dataset, names: list[str]) -> None:
         names = list(dict.fromkeys([*names, *run.results["finished"]]))
     cache_path = run.path / FRAME_CACHE
     digest = _run_digest(run)
-    cache = {}
-    if cache_path.is_file():
-        try:
-            cache = json.loads(cache_path.read_text())
-        except ValueError:
-            cache = {}
+    cache = _read_cache(cache_path)
     if cache.get("results_sha256") != digest:
         cache = {"results_sha256": digest, "sequences": {}}
     changed = False
@@ -321,12 +316,7 @@ def compute_color_errors(run: EvalRun, dataset, names: list[str], step: int, hei
         return
     settings = {"embedder": spec, "method": "reference", "input_height": height, "step": step, "error": "mean ab L2"}
     cache_path = run.path / COLOR_CACHE
-    cache = {}
-    if cache_path.is_file():
-        try:
-            cache = json.loads(cache_path.read_text())
-        except ValueError:
-            cache = {}
+    cache = _read_cache(cache_path)
     if cache.get("settings") != settings:
         cache = {"settings": settings, "sequences": {}}
     changed = False
@@ -756,3 +746,13 @@ def run_report(args: argparse.Namespace) -> int:
     out = build_report(args.eval_dirs, args.out, args.root, labels, options, pick_device(args.device), not args.quiet)
     print(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB)")
     return 0
+
+
+def _read_cache(path: Path) -> dict:
+    """A JSON cache, or an empty one when it is missing or unreadable (it is only a cache)."""
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        return {}
