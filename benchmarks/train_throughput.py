@@ -27,7 +27,8 @@ from colortrack.synthetic import make_video
 from colortrack.tracker import pick_device
 from colortrack.train.data import ClipConfig, ClipDataset, CachedVideo
 from colortrack.train.loss import TRAINING_AFFINITY
-from colortrack.train.trainer import autocast_dtype, train_step
+from colortrack.precision import autocast_dtype
+from colortrack.train.trainer import train_step
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from colortrack import __version__
 from colortrack.errors import InputError, run_with_clear_errors
 from colortrack.keypoints import PointConfig, default_sigma
 from colortrack.methods import make_propagator, resolve_preset
+from colortrack.precision import PRECISIONS
 from colortrack.tracker import PRESETS, Propagator, TrackConfig, pick_device
 
 DEFAULT_METHOD = "color"
@@ -48,6 +49,7 @@ def _add_method_options(parser: argparse.ArgumentParser) -> None:
     tuning.add_argument("--recent", type=int, help="number of most recent frames in the context")
     tuning.add_argument("--first-frame", choices=("keep", "drop"), help="keep the first frame in the context")
     tuning.add_argument("--input-height", type=int, help="resize frames to this height before embedding")
+    tuning.add_argument("--precision", choices=PRECISIONS, help="autocast of a learned encoder")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -135,6 +137,7 @@ def track_config(args: argparse.Namespace) -> TrackConfig:
         affinity=replace(config.affinity, **affinity),
         memory=replace(config.memory, **memory),
         input_height=args.input_height or config.input_height,
+        precision=args.precision or config.precision,
     )
 
 

@@ -14,6 +14,7 @@ from torch import Tensor
 from colortrack.affinity import AffinityConfig, attend
 from colortrack.embedders.base import Embedder
 from colortrack.memory import ContextMemory, MemoryConfig
+from colortrack.precision import PRECISIONS, autocast
 
 
 @dataclass(frozen=True)
@@ -22,11 +23,18 @@ class TrackConfig:
 
     input_height: frames are resized to this height (width keeps the aspect ratio) before
     encoding, both rounded to a multiple of the embedder's stride; None keeps the native height.
+    precision: autocast of a neural embedder (an ``nn.Module``): fp32, bf16, fp16 or auto (see
+    :func:`colortrack.precision.autocast_dtype`); hand-made embedders and the affinity stay fp32.
     """
 
     affinity: AffinityConfig = field(default_factory=AffinityConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     input_height: int | None = None
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -37,6 +45,7 @@ class TrackConfig:
             affinity=AffinityConfig(**data["affinity"]),
             memory=MemoryConfig(**data["memory"]),
             input_height=data.get("input_height"),
+            precision=data.get("precision", "fp32"),
         )
 
 
@@ -101,7 +110,10 @@ class LabelTracker:
         """frame: (H, W, 3) uint8 RGB. Returns (C, h, w) on the tracker's device."""
         image = torch.from_numpy(np.require(frame, requirements="W")).to(self.device).permute(2, 0, 1)[None].float() / 255.0
         image = F.interpolate(image, size=self.input_size(frame.shape[:2]), mode="bilinear", antialias=True)
-        return self.embedder.encode(image)[0]
+        if not isinstance(self.embedder, torch.nn.Module):
+            return self.embedder.encode(image)[0]
+        with autocast(self.config.precision, self.device):
+            return self.embedder.encode(image)[0].float()
 
     def input_size(self, native_size: tuple[int, int]) -> tuple[int, int]:
         height, width = native_size

@@ -30,6 +30,7 @@ from colortrack.affinity import AffinityConfig
 from colortrack.errors import InputError
 from colortrack.io.atomic import atomic_write_json, atomic_write_text, make_dirs
 from colortrack.model import MODEL_PRESETS, ColorizationNet, ModelConfig
+from colortrack.precision import PRECISIONS, autocast_dtype
 from colortrack.tracker import pick_device
 from colortrack.train import checkpoint as ckpt
 from colortrack.train.data import (
@@ -44,7 +45,6 @@ from colortrack.train.data import (
 from colortrack.train.loss import colorization_loss
 from colortrack.train.quantize import fit_color_centers
 
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 LOG_FIELDS = ("step", "loss", "lr", "clips_per_s", "elapsed")
 # Crop size used when the config leaves it unset: the paper's 256 for ResNet-18, CPU-sized otherwise.
 DEFAULT_CROP = {"resnet18": 256, "small": 128}
@@ -371,15 +371,6 @@ def _loader(dataset: ClipDataset, config: TrainConfig, env: _Distributed, start:
 
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """None for fp32; the autocast dtype otherwise ("auto": bf16 or fp16 on CUDA, fp32 on CPU)."""
-    if precision == "auto":
-        if device.type != "cuda":
-            return None
-        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 def _append_log(path: Path, row: list) -> None:
