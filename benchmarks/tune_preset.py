@@ -30,6 +30,7 @@ from torch import Tensor
 from colortrack.io.atomic import make_dirs
 from colortrack.io.davis import DavisDataset
 from colortrack.methods import make_propagator, resolve_preset
+from colortrack.precision import autocast
 from colortrack.metrics.davis import evaluate_sequence, summarize
 from colortrack.segmentation import propagate_mask
 from colortrack.tracker import LabelTracker, TrackConfig, pick_device
@@ -41,17 +42,25 @@ FLAGS = {"temperature": "--temperature", "topk": "--topk", "radius": "--radius",
 
 
 class CachedEmbedder:
-    """Wraps an embedder; a frame seen before (same pixels) is not embedded again."""
+    """Wraps an embedder; a frame seen before (same pixels, same precision) is not embedded again.
+    Applies the tracker's autocast itself, as the tracker only does so for an ``nn.Module``."""
 
-    def __init__(self, embedder):
+    def __init__(self, embedder, device: torch.device):
         self.embedder = embedder
         self.stride = embedder.stride
+        self.device = device
+        self.precision = "fp32"
         self.cache: dict[bytes, Tensor] = {}
 
     def encode(self, frames: Tensor) -> Tensor:
-        key = hashlib.blake2b(frames.cpu().numpy().tobytes(), digest_size=16).digest() + str(tuple(frames.shape)).encode()
+        digest = hashlib.blake2b(frames.cpu().numpy().tobytes(), digest_size=16).digest()
+        key = digest + f"{tuple(frames.shape)}{self.precision}".encode()
         if key not in self.cache:
-            self.cache[key] = self.embedder.encode(frames)
+            if isinstance(self.embedder, torch.nn.Module):
+                with autocast(self.precision, self.device):
+                    self.cache[key] = self.embedder.encode(frames).float()
+            else:
+                self.cache[key] = self.embedder.encode(frames)
         return self.cache[key]
 
 
@@ -118,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     dataset = DavisDataset(args.root, sequences=args.sequences.split(",") if args.sequences else None)
     frames = {sequence.name: sequence.read_frames() for sequence in dataset.sequences}
     base = resolve_preset(args.base)
-    embedder = CachedEmbedder(make_propagator(args.method, base, device).embedder)
+    embedder = CachedEmbedder(make_propagator(args.method, base, device).embedder, device)
     make_dirs(args.out)
     log = args.out / "tune.jsonl"
     done = {json.dumps(row["setting"], sort_keys=True) for row in map(json.loads, log.open())} if log.exists() else set()
@@ -126,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     for setting in sorted(parse_grid(args.grid), key=lambda s: (str(s.get("input_height")), str(s.get("precision")))):
         if json.dumps({**tag, **setting}, sort_keys=True) in done:
             continue
-        tracker = LabelTracker(embedder, apply(base, setting), device)
+        config = apply(base, setting)
+        embedder.precision = config.precision
+        tracker = LabelTracker(embedder, config, device)
         row = {"setting": {**tag, **setting}, **score(tracker, dataset, frames)}
         with log.open("a") as handle:
             handle.write(json.dumps(row) + "\n")

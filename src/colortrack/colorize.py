@@ -48,6 +48,7 @@ from colortrack.embedders.base import Embedder
 from colortrack.errors import InputError
 from colortrack.lab import lab_to_rgb, rgb_to_lab
 from colortrack.memory import ContextMemory, MemoryConfig
+from colortrack.refine import Refiner, load_refiner, refine_frames
 from colortrack.tracker import PRESETS, LabelTracker, pick_device
 
 METHODS = ("propagate", "reference", "spatiotemporal")
@@ -141,20 +142,47 @@ def predict_ab(
     config: ColorizeConfig,
     groups: Sequence[Tensor] | None = None,
     progress: bool = False,
+    confidence: list | None = None,
 ) -> list[Tensor]:
     """Chrominance of every frame at feature resolution.
 
     embeddings: T tensors (C, h, w); references: frame index -> (2, h, w) ab of that frame;
     groups: optional T tensors (h, w) long of instance ids (-1: unknown).
+    confidence: an empty list to receive T tensors (h, w): the largest affinity weight of each
+    cell (1 at references); needs a top-k. ``spatiotemporal`` takes it from the plain attention
+    to the references (without candidate sets), an extra pass per frame.
     Returns T tensors (2, h, w); reference frames get their own ab.
     """
     if not references:
         raise ValueError("at least one reference frame is needed")
     if any(not 0 <= index < len(embeddings) for index in references):
         raise ValueError(f"reference frames {sorted(references)} outside 0..{len(embeddings) - 1}")
+    if confidence is not None:
+        if config.affinity.topk is None:
+            raise InputError("--topk", "the warp confidence (refinement) needs a top-k; 0 (all) is not allowed")
+        confidence[:] = [None] * len(embeddings)
+        for index, ab in references.items():
+            confidence[index] = torch.ones(ab.shape[-2:], device=ab.device)
     run = {"propagate": _predict_propagate, "reference": _predict_reference, "spatiotemporal": _predict_spatiotemporal}
     with torch.no_grad():
-        return run[config.method](list(embeddings), dict(sorted(references.items())), config, groups, progress)
+        return run[config.method](
+            list(embeddings), dict(sorted(references.items())), config, groups, progress, confidence
+        )
+
+
+def _copy(
+    embeddings, t: int, keys: Tensor, values: Tensor, affinity: AffinityConfig, confidence: list | None, groups=None
+) -> Tensor:
+    """attend() of frame t to keys (N, C, h, w) and values (N, 2, h, w) -> (2, h, w). With a
+    ``confidence`` list, the same copy through affinity_topk, storing confidence[t] (h, w)."""
+    query = embeddings[t][None]
+    if confidence is None:
+        return attend(query, keys[None], values[None], affinity, groups=groups)[0]
+    weights, indices = affinity_topk(query, keys[None], affinity, groups=groups)
+    flat = values.permute(0, 2, 3, 1).reshape(-1, values.shape[1])
+    height, width = query.shape[-2:]
+    confidence[t] = weights[0, :, 0].view(height, width)
+    return (weights[0, :, :, None] * flat[indices[0]]).sum(1).t().reshape(-1, height, width)
 
 
 def _group_pair(groups: Sequence[Tensor] | None, target: int, frames: Sequence[int]) -> tuple[Tensor, Tensor] | None:
@@ -163,21 +191,21 @@ def _group_pair(groups: Sequence[Tensor] | None, target: int, frames: Sequence[i
     return groups[target][None], torch.stack([groups[index] for index in frames])[None]
 
 
-def _predict_reference(embeddings, references, config, groups, progress):
+def _predict_reference(embeddings, references, config, groups, progress, confidence=None):
     indices = list(references)
-    keys = torch.stack([embeddings[index] for index in indices])[None]
-    values = torch.stack(list(references.values()))[None]
+    keys = torch.stack([embeddings[index] for index in indices])
+    values = torch.stack(list(references.values()))
     out = []
     for t in tqdm(range(len(embeddings)), desc="colorizing", unit="frame", disable=not progress):
         if t in references:
             out.append(references[t])
             continue
         pair = _group_pair(groups, t, indices)
-        out.append(attend(embeddings[t][None], keys, values, config.affinity, groups=pair)[0])
+        out.append(_copy(embeddings, t, keys, values, config.affinity, confidence, pair))
     return out
 
 
-def _predict_propagate(embeddings, references, config, groups, progress):
+def _predict_propagate(embeddings, references, config, groups, progress, confidence=None):
     """Forward from the earliest reference to the end, then backward from it to the start; the
     context is every reference frame plus the ``recent`` last predicted frames of the sweep."""
     indices = list(references)
@@ -203,7 +231,7 @@ def _predict_propagate(embeddings, references, config, groups, progress):
                 if key_groups is not None:
                     key_groups = torch.cat([key_groups, recent_values[:, 2].long()])
             pair = None if groups is None else (groups[t][None], key_groups[None])
-            predicted = attend(embeddings[t][None], keys[None], values[None], config.affinity, groups=pair)[0]
+            predicted = _copy(embeddings, t, keys, values, config.affinity, confidence, pair)
             out[t] = predicted
             if memory is not None:
                 stored = predicted if groups is None else torch.cat([predicted, groups[t][None].float()])
@@ -268,7 +296,7 @@ class _Maps:
         return self.cols[chosen], self.rows[chosen]
 
 
-def _predict_spatiotemporal(embeddings, references, config, groups, progress):
+def _predict_spatiotemporal(embeddings, references, config, groups, progress, confidence=None):
     """Backward sweep first (maps toward references after each frame, stored as candidate lists),
     then the forward sweep (maps toward references before each frame), colouring as it goes."""
     indices = list(references)
@@ -294,6 +322,9 @@ def _predict_spatiotemporal(embeddings, references, config, groups, progress):
             out[t] = attend(embeddings[t][None], keys, values, replace(config.affinity, radius=None), groups=pair)[0]
         else:
             out[t] = attend(embeddings[t][None], keys, values, config.affinity, groups=pair, candidates=candidates[None])[0]
+        if confidence is not None:
+            plain = replace(config.affinity, radius=None)
+            _copy(embeddings, t, keys[0], values[0], plain, confidence, pair)
         later[t] = []
     bar.close()
     return out
@@ -386,10 +417,13 @@ class Colorizer:
     colour input gives the same result as its gray version.
     """
 
-    def __init__(self, embedder: Embedder, config: ColorizeConfig, device: torch.device | None = None):
+    def __init__(
+        self, embedder: Embedder, config: ColorizeConfig, device: torch.device | None = None, refiner: Refiner | None = None
+    ):
         self.embedder = embedder
         self.config = config
         self.device = device or pick_device()
+        self.refiner = refiner
         self._sizer = LabelTracker(embedder, replace(PRESETS["default"], input_height=config.input_height), self.device)
 
     @torch.no_grad()
@@ -410,7 +444,8 @@ class Colorizer:
         """frames: (H, W, 3) uint8 RGB, gray or colour; it is iterated twice (a VideoReader or a
         sequence of frames, not a generator). references: frame index -> colour image of that
         frame (H, W, 3) uint8. instances: optional (frame index, (H, W) object ids, 255 void).
-        Yields the colourized frames (H, W, 3) uint8: every frame's own L, predicted ab."""
+        Yields the colourized frames (H, W, 3) uint8: every frame's own L, predicted ab (refined at
+        full resolution when the colorizer has a refiner)."""
         embeddings = []
         native = None
         for frame in tqdm(frames, desc="embedding", unit="frame", disable=not progress):
@@ -428,10 +463,16 @@ class Colorizer:
         groups = None
         if instances is not None:
             groups = self.track_instances(frames, *instances, grid, len(embeddings))
-        predicted = predict_ab(embeddings, ref_cells, self.config, groups, progress)
-        for t, frame in enumerate(frames):
-            ab = ref_full.get(t, predicted[t])
-            yield compose(lightness(frame, self.device), ab)
+        confidence = None if self.refiner is None else []
+        predicted = predict_ab(embeddings, ref_cells, self.config, groups, progress, confidence)
+        if self.refiner is None:
+            for t, frame in enumerate(frames):
+                yield compose(lightness(frame, self.device), ref_full.get(t, predicted[t]))
+            return
+        lights = [lightness(frame, self.device) for frame in frames]
+        refined = refine_frames(self.refiner, lights, predicted, confidence, ref_full)
+        for light, ab in zip(lights, tqdm(refined, total=len(lights), desc="refining", unit="frame", disable=not progress)):
+            yield compose(light, ab)
 
     def track_instances(
         self, frames: Iterable[np.ndarray], index: int, mask: np.ndarray, grid: tuple[int, int], num_frames: int
@@ -535,9 +576,11 @@ def colorize_video(
     instances: str | None = None,
     device: torch.device | None = None,
     progress: bool = True,
+    refiner: str | None = None,
 ) -> ColorizeOutput:
     """Writes ``out_path`` (H.264), ``out_path`` with suffix ``.json`` (the settings) and, when
-    asked, ``frames_dir/%05d.png``. refs: ``IMAGE[@FRAME]`` strings; instances: ``MASK[@FRAME]``."""
+    asked, ``frames_dir/%05d.png``. refs: ``IMAGE[@FRAME]`` strings; instances: ``MASK[@FRAME]``;
+    refiner: None (no refinement) or a :func:`colortrack.refine.load_refiner` spec."""
     from colortrack.io.atomic import atomic_write_json, make_dirs
     from colortrack.io.masks import read_mask
     from colortrack.io.video import VideoReader, VideoWriter, read_image, write_frames_png
@@ -569,12 +612,14 @@ def colorize_video(
             raise InputError(instances, f"frame {mask_index} is past the video's last frame ({info.num_frames - 1})")
         instance = (mask_index, read_mask(mask_path, size=(info.height, info.width)))
     device = device or pick_device()
-    colorizer = Colorizer(make_embedder(embedder_spec, device), config, device)
+    refine = None if refiner is None else load_refiner(refiner, device)
+    colorizer = Colorizer(make_embedder(embedder_spec, device), config, device, refine)
     settings = {
         "video": str(video_path),
         "references": {str(index): text for index, text in zip(references, refs)},
         "instances": instances,
         "embedder": embedder_spec,
+        "refiner": refiner,
         "colorize": config.to_dict(),
     }
     config_path = out_path.with_suffix(".json")

@@ -7,6 +7,10 @@ from pathlib import Path
 
 from colortrack.colorize import METHODS
 from colortrack.errors import InputError
+from colortrack.refine import SHIPPED
+
+# Refinement is on by default once the shipped weights beat plain warping (docs/benchmarks.md).
+REFINE_BY_DEFAULT = False
 
 
 def add_colorize_parser(commands) -> None:
@@ -25,6 +29,12 @@ def add_colorize_parser(commands) -> None:
     parser.add_argument(
         "--instances", metavar="MASK.png[@FRAME]", help="object ids on frame FRAME: colours stay within objects"
     )
+    parser.add_argument(
+        "--refine",
+        action=argparse.BooleanOptionalAction,
+        default=REFINE_BY_DEFAULT,
+        help=f"refine the warped colours at full resolution with --refiner (default {'on' if REFINE_BY_DEFAULT else 'off'})",
+    )
     _add_colorize_options(parser)
     parser.set_defaults(run=run_colorize)
 
@@ -38,7 +48,8 @@ def add_eval_colorize_parser(benchmarks) -> None:
     parser.add_argument(
         "--method",
         default="propagate",
-        help="comma-separated: propagate, reference, spatiotemporal, each optionally +inst (instance restriction)",
+        help="comma-separated: propagate, reference, spatiotemporal, each optionally +inst (instance restriction), "
+        "then optionally +refine (refined by --refiner)",
     )
     parser.add_argument("--max-frames", type=int, help="only the first N frames of each sequence")
     parser.add_argument("--out", type=Path, required=True, help="folder for results.json")
@@ -48,6 +59,9 @@ def add_eval_colorize_parser(benchmarks) -> None:
 
 def _add_colorize_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embedder", default="gray", help="'gray' (training-free, luminance patches) or a checkpoint")
+    parser.add_argument(
+        "--refiner", default=SHIPPED, help=f"'{SHIPPED}' (the shipped weights) or a train-refiner run or weights file"
+    )
     tuning = parser.add_argument_group("override the method's defaults")
     tuning.add_argument("--temperature", type=float, help="softmax temperature")
     tuning.add_argument("--topk", type=int, help="most similar reference pixels kept (0: all)")
@@ -92,6 +106,7 @@ def run_colorize(args: argparse.Namespace) -> int:
         instances=args.instances,
         device=pick_device(args.device),
         progress=not args.quiet,
+        refiner=args.refiner if args.refine else None,
     )
     print(f"wrote {output.num_frames} frames to {output.video}")
     if output.frames_dir is not None:
@@ -101,7 +116,7 @@ def run_colorize(args: argparse.Namespace) -> int:
 
 def run_eval_colorize(args: argparse.Namespace) -> int:
     from colortrack.colorize import make_embedder
-    from colortrack.colorize_eval import ColorEvalConfig, check_methods, evaluate_colorize, format_table
+    from colortrack.colorize_eval import REFINE_SUFFIX, ColorEvalConfig, check_methods, evaluate_colorize, format_table
     from colortrack.io.davis import DavisDataset
     from colortrack.tracker import pick_device
 
@@ -120,6 +135,7 @@ def run_eval_colorize(args: argparse.Namespace) -> int:
         input_height=args.input_height,
         max_frames=args.max_frames,
         sequences=dataset.names,
+        refiner=args.refiner if any(name.endswith(REFINE_SUFFIX) for name in methods) else None,
     )
     results = evaluate_colorize(
         dataset, make_embedder(args.embedder, device), config, args.out, device, progress=not args.quiet

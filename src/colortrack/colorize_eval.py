@@ -12,7 +12,9 @@ not references. Two baselines and a ceiling are measured in the same run:
 
 A method name may end in ``+inst``: colours are then only copied within object instances, from
 the reference frame's annotated mask carried through the video by our own mask tracker (a
-stand-in for the instance segmentation of Akimoto et al.).
+stand-in for the instance segmentation of Akimoto et al.). It may then end in ``+refine``: the
+method's warped ab, with its confidence, refined at full resolution by the refiner
+(:mod:`colortrack.refine`); the unrefined and refined variants share one warping.
 """
 
 from __future__ import annotations
@@ -44,10 +46,12 @@ from colortrack.errors import InputError
 from colortrack.io.atomic import atomic_write_json, make_dirs
 from colortrack.io.davis import DavisDataset, DavisSequence
 from colortrack.metrics.color import ColorScores
+from colortrack.refine import SHIPPED, Refiner, load_refiner, refine_frames
 
 REFERENCE_SETTINGS = ("first", "10th", "first+last")
 BASELINES = ("copy", "flow", "cells")
 INSTANCE_SUFFIX = "+inst"
+REFINE_SUFFIX = "+refine"
 TABLE_FIELDS = (
     ("PSNR", "psnr", "{:.2f}"),
     ("PSNR in", "psnr_inside", "{:.2f}"),
@@ -74,10 +78,12 @@ def reference_frames(setting: str, num_frames: int) -> list[int]:
 
 def check_methods(methods: list[str]) -> list[str]:
     for name in methods:
-        base = name.removesuffix(INSTANCE_SUFFIX)
+        base = name.removesuffix(REFINE_SUFFIX).removesuffix(INSTANCE_SUFFIX)
         if base not in METHODS and name not in BASELINES:
             choices = ", ".join([*METHODS, *BASELINES])
-            raise InputError("--method", f"unknown method '{name}': choose {choices} (methods may end in +inst)")
+            raise InputError(
+                "--method", f"unknown method '{name}': choose {choices} (methods may end in +inst, then +refine)"
+            )
     return methods
 
 
@@ -93,6 +99,7 @@ class ColorEvalConfig:
     input_height: int | None
     max_frames: int | None
     sequences: list[str]
+    refiner: str | None = None
 
 
 def evaluate_colorize(
@@ -107,13 +114,16 @@ def evaluate_colorize(
     configuration), ``out_dir/results.json`` and ``out_dir/config.json``; returns the results."""
     _claim_output(out_dir, config)
     methods = [*check_methods(list(config.methods)), *BASELINES]
+    refiner = None
+    if any(name.endswith(REFINE_SUFFIX) for name in methods):
+        refiner = load_refiner(config.refiner or SHIPPED, device)
     per_sequence = {}
     for sequence in tqdm(dataset.sequences, desc="sequences", unit="seq", disable=not progress):
         path = out_dir / "sequences" / f"{sequence.name}.json"
         if path.exists():
             per_sequence[sequence.name] = json.loads(path.read_text())
             continue
-        scores = _evaluate_sequence(sequence, embedder, config, methods, device, progress)
+        scores = _evaluate_sequence(sequence, embedder, config, methods, device, refiner)
         atomic_write_json(path, scores)
         per_sequence[sequence.name] = scores
     results = {
@@ -131,7 +141,7 @@ def _evaluate_sequence(
     config: ColorEvalConfig,
     methods: list[str],
     device: torch.device,
-    progress: bool,
+    refiner: Refiner | None,
 ) -> dict:
     frames = sequence.read_frames()[: config.max_frames]
     masks = sequence.read_masks()[: len(frames)]
@@ -147,6 +157,7 @@ def _evaluate_sequence(
     true_ab = {t: chrominance(frames[t], device) for t in references}
     ref_cells = {t: F.adaptive_avg_pool2d(ab, grid) for t, ab in true_ab.items()}
     instance_groups = None
+    warps: dict[str, tuple[list, list, float]] = {}
     results = {}
     for name in methods:
         start = time.perf_counter()
@@ -154,15 +165,19 @@ def _evaluate_sequence(
             predicted = _baseline(name, frames, gray, references, true_ab, grid, device)
             seconds = time.perf_counter() - start
         else:
-            method = name.removesuffix(INSTANCE_SUFFIX)
-            groups = None
-            if name.endswith(INSTANCE_SUFFIX):
-                if instance_groups is None:
+            warped = name.removesuffix(REFINE_SUFFIX)
+            if warped not in warps:
+                if warped.endswith(INSTANCE_SUFFIX) and instance_groups is None:
                     first = references[0]
                     instance_groups = colorizer.track_instances(frames, first, masks[first], grid, len(frames))
-                groups = instance_groups
-            predicted = predict_ab(embeddings, ref_cells, _method_config(method, config), groups)
-            seconds = time.perf_counter() - start + embed_seconds
+                groups = instance_groups if warped.endswith(INSTANCE_SUFFIX) else None
+                warps[warped] = _warp(warped, embeddings, ref_cells, config, groups, refiner is not None)
+            predicted, confidence, seconds = warps[warped]
+            seconds += embed_seconds
+            if name.endswith(REFINE_SUFFIX):
+                start = time.perf_counter()
+                predicted = list(refine_frames(refiner, lights, predicted, confidence, true_ab))
+                seconds += time.perf_counter() - start
         scores = ColorScores()
         for t, frame in enumerate(frames):
             ab = true_ab.get(t, predicted[t])
@@ -171,6 +186,15 @@ def _evaluate_sequence(
         summary["seconds_per_frame"] = seconds / len(frames)
         results[name] = summary
     return results
+
+
+def _warp(name, embeddings, ref_cells, config: ColorEvalConfig, groups, with_confidence: bool):
+    """(ab per frame, confidence per frame or None, seconds) of method ``name`` (may end in +inst)."""
+    start = time.perf_counter()
+    confidence = [] if with_confidence else None
+    method = _method_config(name.removesuffix(INSTANCE_SUFFIX), config)
+    predicted = predict_ab(embeddings, ref_cells, method, groups, confidence=confidence)
+    return predicted, confidence, time.perf_counter() - start
 
 
 def _method_config(method: str, config: ColorEvalConfig) -> ColorizeConfig:
@@ -215,7 +239,8 @@ def _claim_output(out_dir: Path, config: ColorEvalConfig) -> None:
         raise InputError(out_dir, "output path exists and is not a folder")
     path = out_dir / "config.json"
     if path.exists():
-        if json.loads(path.read_text()) != json.loads(json.dumps(asdict(config))):
+        saved = {"refiner": None, **json.loads(path.read_text())}  # folders from before refinement
+        if saved != json.loads(json.dumps(asdict(config))):
             raise InputError(out_dir, "holds results of another configuration; choose another --out")
         return
     make_dirs(out_dir)
