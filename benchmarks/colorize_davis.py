@@ -2,7 +2,8 @@
 
     python benchmarks/colorize_davis.py --root ../shared/data/davis2016-train --out out/colorize \
         [--embedder gray|CHECKPOINT] [--sequences a,b] [--max-frames N] [--refs first 10th first+last] \
-        [--methods propagate reference spatiotemporal spatiotemporal+inst] [--input-height H] [--threads 1]
+        [--methods propagate reference spatiotemporal spatiotemporal+inst propagate+refine] [--refiner RUN_DIR] \
+        [--input-height H] [--threads 1]
 
 Each reference setting is one ``colortrack eval colorize`` run (the baselines copy, flow and the
 per-cell ceiling are measured in the same run), into ``OUT/<refs>/`` (finished sequences are
@@ -36,6 +37,8 @@ def run_setting(args: argparse.Namespace, refs: str) -> tuple[dict, str]:
         argv += ["--max-frames", str(args.max_frames)]
     if args.input_height:
         argv += ["--input-height", str(args.input_height)]
+    if args.refiner:
+        argv += ["--refiner", args.refiner]
     if colortrack(argv) != 0:
         raise SystemExit(f"colortrack {' '.join(argv)} failed")
     return json.loads((out / "results.json").read_text()), "colortrack " + " ".join(argv)
@@ -60,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-frames", type=int, default=None)
     parser.add_argument("--input-height", type=int, default=None)
     parser.add_argument("--refs", nargs="+", default=DEFAULT_REFS)
-    parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS)
+    parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, help="a method may end in +inst, then +refine")
+    parser.add_argument("--refiner", default=None, help="refiner of the +refine methods (default: the shipped one)")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (1: on a shared, loaded CPU more threads are slower)"
     )

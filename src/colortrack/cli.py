@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(commands)
     _add_demo(commands)
     _add_train(commands)
+    _add_train_refiner(commands)
     _add_colorize(commands)
     _add_embed(commands)
     _add_report(commands)
@@ -117,6 +118,12 @@ def _add_train(commands) -> None:
     from colortrack.train.cli import add_train_parser
 
     add_train_parser(commands)
+
+
+def _add_train_refiner(commands) -> None:
+    from colortrack.train.refine_cli import add_train_refiner_parser
+
+    add_train_refiner_parser(commands)
 
 
 def track_config(args: argparse.Namespace) -> TrackConfig:

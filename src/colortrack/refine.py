@@ -1,0 +1,231 @@
+"""Colourization refinement (Akimoto et al., third stage): a small encoder-decoder G that turns the
+warped ab of a frame into its refined ab, at the frame's own resolution, guided by its luminance.
+
+G sees, for frame t: L of frames t-1 and t, the refined ab of frame t-1, the warped ab of frame t
+(upsampled from the feature grid) and the warp confidence S_t (the largest affinity weight of each
+target cell, upsampled). It predicts a residual on top of the warped ab; its last convolution
+starts at zero, so an untrained G returns the warped colours unchanged.
+
+Frames are refined in time order along the same sweeps as ``propagate``: forward from the earliest
+reference to the end, then backward from it to the start; at every reference frame the refined ab
+is the reference's own ab.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import Tensor, nn
+
+from colortrack.errors import InputError
+
+FORMAT = "colortrack-refiner"
+L_CENTER, L_SCALE, AB_SCALE = 50.0, 50.0, 64.0
+IN_CHANNELS = 7  # L(t-1), L(t), refined ab(t-1), warped ab(t), confidence(t)
+SHIPPED = "refiner"  # --refiner default: the weights packaged in colortrack/weights
+
+
+@dataclass(frozen=True)
+class RefinerConfig:
+    """Architecture of :class:`Refiner`: ``widths[i]`` channels after ``i`` halvings of the
+    resolution (two 3x3 convolutions per level), ``dilations`` the 3x3 convolutions of the
+    bottleneck (at the lowest resolution)."""
+
+    widths: tuple[int, ...] = (32, 64, 64)
+    dilations: tuple[int, ...] = (1, 2, 4)
+
+    def __post_init__(self) -> None:
+        if len(self.widths) < 1 or min(self.widths) < 1:
+            raise ValueError(f"widths must be positive, got {self.widths}")
+
+    @property
+    def multiple(self) -> int:
+        """Input sides are padded to a multiple of this."""
+        return 2 ** (len(self.widths) - 1)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RefinerConfig:
+        return cls(widths=tuple(data["widths"]), dilations=tuple(data["dilations"]))
+
+
+def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, dilation, dilation), nn.LeakyReLU(0.1, inplace=True))
+
+
+class Refiner(nn.Module):
+    """x (B, 7, H, W) from :func:`refiner_input`, H and W multiples of ``config.multiple`` ->
+    residual (B, 2, H, W) in units of ``AB_SCALE``. Use :meth:`refine` for ab in, ab out."""
+
+    def __init__(self, config: RefinerConfig = RefinerConfig()):
+        super().__init__()
+        self.config = config
+        widths = config.widths
+        self.stem = nn.Sequential(_conv(IN_CHANNELS, widths[0]), _conv(widths[0], widths[0]))
+        self.down = nn.ModuleList(
+            nn.Sequential(_conv(cin, cout, stride=2), _conv(cout, cout)) for cin, cout in zip(widths, widths[1:])
+        )
+        self.middle = nn.Sequential(*[_conv(widths[-1], widths[-1], dilation=d) for d in config.dilations])
+        self.lateral = nn.ModuleList(nn.Conv2d(cin, cout, 1) for cin, cout in zip(widths[1:], widths))
+        self.up = nn.ModuleList(_conv(width, width) for width in widths[:-1])
+        self.head = nn.Conv2d(widths[0], 2, 3, padding=1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        skips = [self.stem(x)]
+        for layer in self.down:
+            skips.append(layer(skips[-1]))
+        y = self.middle(skips.pop())
+        for lateral, up in zip(reversed(self.lateral), reversed(self.up)):
+            skip = skips.pop()
+            y = up(skip + lateral(F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)))
+        return self.head(y)
+
+    def refine(self, light_prev: Tensor, light: Tensor, ab_prev: Tensor, warped: Tensor, confidence: Tensor) -> Tensor:
+        """L (B, 1, H, W) of frames t-1 and t, refined ab (B, 2, H, W) of t-1, warped ab of t and
+        its confidence (B, 1, h, w) at any resolution -> refined ab (B, 2, H, W) of t."""
+        size = light.shape[-2:]
+        warped, confidence = _resize(warped, size), _resize(confidence, size)
+        x = refiner_input(light_prev, light, ab_prev, warped, confidence)
+        multiple = self.config.multiple
+        pad = (0, -size[1] % multiple, 0, -size[0] % multiple)
+        residual = self(F.pad(x, pad, mode="replicate") if any(pad) else x)
+        return warped + AB_SCALE * residual[..., : size[0], : size[1]].float()
+
+
+def _resize(maps: Tensor, size) -> Tensor:
+    if maps.shape[-2:] == tuple(size):
+        return maps
+    return F.interpolate(maps.float(), size=size, mode="bilinear", align_corners=False)
+
+
+def refiner_input(light_prev: Tensor, light: Tensor, ab_prev: Tensor, warped: Tensor, confidence: Tensor) -> Tensor:
+    """Everything at (B, C, H, W) -> (B, 7, H, W) normalised input of :class:`Refiner`."""
+    lights = (torch.cat([light_prev, light], 1) - L_CENTER) / L_SCALE
+    return torch.cat([lights, ab_prev / AB_SCALE, warped / AB_SCALE, confidence * 2 - 1], 1)
+
+
+def sweeps(num_frames: int, references: Sequence[int]) -> list[range]:
+    """Frame orders of the refinement: forward from the earliest reference, backward before it."""
+    first = min(references)
+    return [range(first, num_frames), range(first, -1, -1)]
+
+
+@torch.no_grad()
+def refine_frames(
+    refiner: Refiner,
+    lights: Sequence[Tensor],
+    warped: Sequence[Tensor],
+    confidence: Sequence[Tensor],
+    references: dict[int, Tensor],
+    size: tuple[int, int] | None = None,
+) -> Iterator[Tensor]:
+    """lights: T (1, H, W) L; warped: T (2, h, w) ab; confidence: T (h, w) (1 at references);
+    references: frame -> (2, H, W) true ab. G works at ``size`` (default H x W; the colorizer
+    passes its embedding input size, the scale G is trained at). Yields the refined (2, *size) ab
+    of every frame in time order (frames before the earliest reference are refined first and held)."""
+    if size is not None and tuple(size) != tuple(lights[0].shape[-2:]):
+        lights = _Resized(lights, size)
+        references = {t: _shrink(ab, size) for t, ab in references.items()}
+    forward, backward = sweeps(len(lights), list(references))
+    before = dict(_sweep(refiner, lights, warped, confidence, references, backward))
+    for t in sorted(before):
+        if t != forward.start:
+            yield before.pop(t)
+    before.clear()
+    for _, ab in _sweep(refiner, lights, warped, confidence, references, forward):
+        yield ab
+
+
+class _Resized:
+    """A sequence of (C, H, W) maps read resized to ``size`` (antialiased bilinear)."""
+
+    def __init__(self, maps: Sequence[Tensor], size: tuple[int, int]):
+        self.maps, self.size = maps, tuple(size)
+
+    def __len__(self) -> int:
+        return len(self.maps)
+
+    def __getitem__(self, index: int) -> Tensor:
+        return _shrink(self.maps[index], self.size)
+
+
+def _shrink(maps: Tensor, size) -> Tensor:
+    return F.interpolate(maps[None].float(), size=tuple(size), mode="bilinear", antialias=True, align_corners=False)[0]
+
+
+def _sweep(refiner, lights, warped, confidence, references, order) -> Iterator[tuple[int, Tensor]]:
+    previous = None
+    for t in order:
+        if t in references:
+            ab = references[t].float()
+        else:
+            light_prev, ab_prev = lights[previous][None], previous_ab[None]
+            ab = refiner.refine(light_prev, lights[t][None], ab_prev, warped[t][None], confidence[t][None, None])[0]
+        previous, previous_ab = t, ab
+        yield t, ab
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+def shipped_weights() -> Path:
+    """The packaged ``weights/refiner.safetensors`` (may be absent in a source checkout)."""
+    return Path(str(resources.files("colortrack") / "weights" / "refiner.safetensors"))
+
+
+def resolve_refiner(spec: str | os.PathLike) -> Path:
+    """``refiner`` (the shipped weights), a ``.safetensors`` file with its ``.json`` beside it, a
+    refiner checkpoint folder or a refiner run folder -> the weights file."""
+    if str(spec) == SHIPPED:
+        path = shipped_weights()
+        if not path.is_file():
+            raise InputError("--refiner", "no shipped refiner weights in this installation; pass a run folder")
+        return path
+    path = Path(spec)
+    if path.is_dir():
+        from colortrack.train.checkpoint import WEIGHTS, resolve_checkpoint
+
+        path = resolve_checkpoint(path) / WEIGHTS
+    if not path.is_file():
+        raise InputError(spec, "no such refiner weights file or run folder")
+    return path
+
+
+def _describe(weights: Path) -> Path:
+    for name in ("checkpoint.json", weights.with_suffix(".json").name):
+        if (weights.parent / name).is_file():
+            return weights.parent / name
+    raise InputError(weights, "no checkpoint.json or .json description beside the refiner weights")
+
+
+def load_refiner(spec: str | os.PathLike, device: torch.device | None = None) -> Refiner:
+    """The refiner of ``spec`` (see :func:`resolve_refiner`), strictly loaded, in eval mode."""
+    weights = resolve_refiner(spec)
+    meta_path = _describe(weights)
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"format is {meta.get('format')!r}, expected {FORMAT!r}")
+        config = RefinerConfig.from_dict(meta["refiner_config"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise InputError(meta_path, f"not a refiner description ({err})") from err
+    refiner = Refiner(config)
+    try:
+        refiner.load_state_dict(load_file(str(weights)), strict=True)
+    except (SafetensorError, OSError, RuntimeError) as err:
+        problem = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputError(weights, f"weights do not match the refiner: {problem}") from err
+    return refiner.to(device or torch.device("cpu")).eval()

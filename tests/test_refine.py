@@ -1,0 +1,210 @@
+"""Colourization refiner: shapes, gradients, identity on perfect colours, data, weights, CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from colortrack.cli import main
+from colortrack.colorize import ColorizeConfig, Colorizer, predict_ab
+from colortrack.colorize_eval import check_methods
+from colortrack.embedders.gray import LuminancePatchEmbedder
+from colortrack.errors import InputError
+from colortrack.lab import rgb_to_lab
+from colortrack.refine import Refiner, RefinerConfig, load_refiner, refine_frames
+from colortrack.synthetic import make_video
+from colortrack.train.data import CachedVideo
+from colortrack.train.refine_data import RefineDataset, prepare_warps
+from colortrack.train.refine_trainer import export_weights, refine_step, unrolled_loss
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+CPU = torch.device("cpu")
+SMALL = RefinerConfig(widths=(8, 16), dilations=(1, 2))
+
+
+def _lab(frames: np.ndarray) -> torch.Tensor:
+    """(T, H, W, 3) uint8 -> (T, 3, H, W) Lab."""
+    return rgb_to_lab(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255)
+
+
+def _blocky(ab: torch.Tensor, cell: int = 8) -> torch.Tensor:
+    """(..., 2, H, W) -> the same, averaged over cell x cell cells and upsampled (a warp's look)."""
+    shape = ab.shape
+    flat = ab.reshape(-1, 2, *shape[-2:])
+    coarse = F.avg_pool2d(flat, cell)
+    return F.interpolate(coarse, size=shape[-2:], mode="bilinear", align_corners=False).reshape(shape)
+
+
+def test_shapes_and_identity_before_training():
+    refiner = Refiner().eval()
+    assert sum(p.numel() for p in refiner.parameters()) < 1_000_000
+    light = torch.rand(2, 1, 30, 42) * 100
+    warped = torch.randn(2, 2, 8, 11) * 20  # on a coarse grid: upsampled inside
+    out = refiner.refine(light, light, torch.zeros(2, 2, 30, 42), warped, torch.rand(2, 1, 8, 11))
+    assert out.shape == (2, 2, 30, 42)
+    upsampled = F.interpolate(warped, size=(30, 42), mode="bilinear", align_corners=False)
+    assert torch.allclose(out, upsampled)  # zero-initialised head: the warped colours unchanged
+
+
+def _batch(lab: torch.Tensor, rng: np.random.Generator, size: int = 32, batch: int = 8) -> dict:
+    """Samples of frames t-2, t-1, t: half with blocky warped ab, half with the true ab."""
+    samples = []
+    for index in range(batch):
+        t = int(rng.integers(2, len(lab)))
+        top, left = (int(rng.integers(n - size + 1)) for n in lab.shape[-2:])
+        clip = lab[t - 2 : t + 1, :, top : top + size, left : left + size]
+        ab = clip[:, 1:]
+        perfect = index % 2 == 0
+        warped = ab.clone() if perfect else _blocky(ab)
+        confidence = torch.full_like(clip[:, :1], 1.0 if perfect else 0.5)
+        samples.append({"light": clip[:, :1], "ab": ab, "warped": warped, "confidence": confidence})
+    return {key: torch.stack([s[key] for s in samples]) for key in samples[0]}
+
+
+def test_gradients_reach_every_parameter():
+    video = make_video(num_frames=4, height=32, width=32, num_objects=1, seed=3)
+    batch = _batch(_lab(video.frames), np.random.default_rng(0), batch=2)
+    torch.manual_seed(0)
+    refiner = Refiner(SMALL)
+    optimizer = torch.optim.Adam(refiner.parameters(), lr=1e-3)
+    refine_step(refiner, optimizer, batch, 1e-3, 0.3)  # moves the zero head off zero
+    loss = unrolled_loss(refiner, batch, 0.3)
+    loss.backward()
+    for name, parameter in refiner.named_parameters():
+        assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
+        assert parameter.grad.abs().sum() > 0, name
+
+
+def test_trained_refiner_keeps_perfect_colours():
+    video = make_video(num_frames=6, height=48, width=64, num_objects=2, seed=1)
+    lab = _lab(video.frames)
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    refiner = Refiner(SMALL)
+    optimizer = torch.optim.Adam(refiner.parameters(), lr=3e-3)
+    for _ in range(30):
+        refine_step(refiner, optimizer, _batch(lab, rng), 3e-3, 0.3)
+    refiner.eval()
+    light, ab = lab[:, :1], lab[:, 1:]
+    with torch.no_grad():
+        kept = refiner.refine(light[2:3], light[3:4], ab[2:3], ab[3:4], torch.ones(1, 1, 48, 64))
+        blocky = _blocky(ab[3:4])
+        sharpened = refiner.refine(light[2:3], light[3:4], ab[2:3], blocky, torch.full((1, 1, 48, 64), 0.5))
+    assert (kept - ab[3:4]).abs().mean() < 0.5  # ab units
+    assert (sharpened - blocky).abs().mean() > 0.01  # trained: no longer the identity everywhere
+
+
+def test_refine_frames_in_time_order_with_references_kept():
+    refiner = Refiner(SMALL).eval()
+    num_frames, references = 5, {2: torch.randn(2, 16, 24)}
+    lights = [torch.rand(1, 16, 24) * 100 for _ in range(num_frames)]
+    warped = [torch.randn(2, 4, 6) for _ in range(num_frames)]
+    confidence = [torch.rand(4, 6) for _ in range(num_frames)]
+    out = list(refine_frames(refiner, lights, warped, confidence, references))
+    assert len(out) == num_frames and all(ab.shape == (2, 16, 24) for ab in out)
+    assert torch.equal(out[2], references[2])
+    for t in (0, 1, 3, 4):
+        upsampled = F.interpolate(warped[t][None], size=(16, 24), mode="bilinear", align_corners=False)[0]
+        assert torch.allclose(out[t], upsampled)
+    smaller = list(refine_frames(refiner, lights, warped, confidence, references, size=(8, 12)))
+    assert all(ab.shape == (2, 8, 12) for ab in smaller)
+
+
+@pytest.mark.parametrize("method", ["propagate", "reference"])
+def test_confidence_leaves_the_colours_unchanged(method):
+    torch.manual_seed(0)
+    embeddings = [F.normalize(torch.randn(8, 6, 7), dim=0) for _ in range(4)]
+    references = {0: torch.randn(2, 6, 7)}
+    config = ColorizeConfig.for_method(method, temperature=0.1)
+    plain = predict_ab(embeddings, references, config)
+    confidence: list = []
+    with_confidence = predict_ab(embeddings, references, config, confidence=confidence)
+    for a, b in zip(plain, with_confidence):
+        assert torch.allclose(a, b, atol=1e-5)
+    assert torch.equal(confidence[0], torch.ones(6, 7))
+    assert all(c.shape == (6, 7) and (c > 0).all() and (c <= 1 + 1e-6).all() for c in confidence)
+    with pytest.raises(InputError, match="top-k"):
+        predict_ab(embeddings, references, ColorizeConfig.for_method(method, topk=None), confidence=[])
+
+
+def test_warped_training_set_is_made_once(tmp_path):
+    video = make_video(num_frames=6, height=40, width=48, num_objects=1, seed=2)
+    cache = tmp_path / "clip.npy"
+    np.save(cache, video.frames)
+    videos = [CachedVideo("clip", str(cache), 6, 40, 48)]
+    colorizer = Colorizer(LuminancePatchEmbedder(), ColorizeConfig.for_method("propagate"), CPU)
+    segments = prepare_warps(videos, tmp_path / "run", colorizer, length=4, per_video=2)
+    assert [s.start for s in segments] == [0, 2]
+    stamps = [(tmp_path / "run" / "warps" / s.file).stat().st_mtime_ns for s in segments]
+    again = prepare_warps(videos, tmp_path / "run", colorizer, length=4, per_video=2)
+    assert [(tmp_path / "run" / "warps" / s.file).stat().st_mtime_ns for s in again] == stamps
+    sample = RefineDataset(segments, crop_size=16, hflip=True, perfect=0.1, seed=0)[7]
+    assert sample["light"].shape == (3, 1, 16, 16) and sample["ab"].shape == (3, 2, 16, 16)
+    assert sample["warped"].shape == (3, 2, 16, 16) and sample["confidence"].shape == (3, 1, 16, 16)
+    assert torch.equal(sample["light"], RefineDataset(segments, 16, True, 0.1, seed=0)[7]["light"])
+
+
+def test_exported_weights_load_strictly(tmp_path):
+    from colortrack.refine import FORMAT
+    from colortrack.train.checkpoint import save_checkpoint
+
+    refiner = Refiner(SMALL)
+    meta = {"format": FORMAT, "train_config": {}, "refiner_config": SMALL.to_dict()}
+    save_checkpoint(tmp_path / "run", 5, refiner, meta, {})
+    weights = export_weights(tmp_path / "run", tmp_path / "w" / "refiner.safetensors")
+    assert json.loads(weights.with_suffix(".json").read_text())["step"] == 5
+    loaded = load_refiner(weights)
+    assert loaded.config == SMALL and load_refiner(tmp_path / "run").config == SMALL
+    description = json.loads(weights.with_suffix(".json").read_text())
+    description["refiner_config"]["widths"] = [8, 32]
+    weights.with_suffix(".json").write_text(json.dumps(description))
+    with pytest.raises(InputError, match="do not match"):
+        load_refiner(weights)
+
+
+def test_methods_and_cli_errors(tmp_path, capsys):
+    assert check_methods(["propagate+refine", "spatiotemporal+inst+refine"])
+    with pytest.raises(InputError, match="unknown method"):
+        check_methods(["flow+refine"])
+    assert main(["train-refiner", "--out", str(tmp_path / "r"), "--data", str(tmp_path), "--perfect", "2"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert main(["train-refiner", "--out", str(tmp_path / "r"), "--data", str(tmp_path / "none")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+
+
+@pytest.fixture
+def exported(tmp_path):
+    from colortrack.refine import FORMAT
+    from colortrack.train.checkpoint import save_checkpoint
+
+    meta = {"format": FORMAT, "train_config": {}, "refiner_config": SMALL.to_dict()}
+    save_checkpoint(tmp_path / "refiner-run", 1, Refiner(SMALL), meta, {})
+    return export_weights(tmp_path / "refiner-run", tmp_path / "weights" / "refiner.safetensors")
+
+
+def test_eval_and_colorize_with_refinement(tmp_path, exported):
+    from colortrack.io.masks import write_mask
+    from colortrack.io.video import VideoReader, write_frames_png, write_video
+
+    video = make_video(num_frames=4, height=32, width=48, num_objects=1, seed=4)
+    root = tmp_path / "davis"
+    write_frames_png(root / "JPEGImages" / "480p" / "alpha", video.frames)
+    for index, mask in enumerate(video.masks):
+        write_mask(root / "Annotations" / "480p" / "alpha" / f"{index:05d}.png", mask)
+    argv = ["eval", "colorize", "--root", str(root), "--out", str(tmp_path / "eval"), "--quiet"]
+    assert main([*argv, "--method", "propagate,propagate+refine", "--refiner", str(exported)]) == 0
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    plain, refined = results["methods"]["propagate"], results["methods"]["propagate+refine"]
+    assert abs(plain["psnr"] - refined["psnr"]) < 0.5  # an untrained refiner keeps the warped colours
+    write_video(tmp_path / "clip.mp4", video.frames, fps=10)
+    from PIL import Image
+
+    Image.fromarray(video.frames[0]).save(tmp_path / "ref.png")
+    out = tmp_path / "out.mp4"
+    colorize = ["colorize", str(tmp_path / "clip.mp4"), "--ref", str(tmp_path / "ref.png"), "--out", str(out), "--quiet"]
+    assert main([*colorize, "--refine", "--refiner", str(exported)]) == 0
+    assert VideoReader(out).info.num_frames == 4
+    assert json.loads(out.with_suffix(".json").read_text())["refiner"] == str(exported)
+    assert main([*colorize, "--refine", "--refiner", str(tmp_path / "missing")]) == 2
