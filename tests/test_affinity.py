@@ -1,27 +1,7 @@
 import pytest
 import torch
 
-from colortrack.affinity import AffinityConfig, affinity_topk, attend
-
-
-def dense_reference(queries, keys, values, config):
-    """Straightforward dense affinity, masked to the window afterwards."""
-    batch, channels, height, width = queries.shape
-    num_refs = keys.shape[1]
-    q = queries.flatten(2).transpose(1, 2)
-    k = keys.transpose(1, 2).flatten(2)
-    v = values.permute(0, 1, 3, 4, 2).reshape(batch, num_refs * height * width, -1)
-    similarity = q @ k / config.temperature
-    if config.radius is not None:
-        ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
-        ys, xs = ys.flatten(), xs.flatten()
-        far = ((ys[:, None] - ys[None]).abs() > config.radius) | ((xs[:, None] - xs[None]).abs() > config.radius)
-        similarity = similarity.masked_fill(far.repeat(1, num_refs), float("-inf"))
-    if config.topk is not None:
-        kth = similarity.topk(config.topk, dim=-1).values[..., -1:]
-        similarity = similarity.masked_fill(similarity < kth, float("-inf"))
-    out = torch.softmax(similarity, dim=-1) @ v
-    return out.transpose(1, 2).reshape(batch, -1, height, width)
+from colortrack.affinity import AffinityConfig, affinity_topk, attend, attend_dense
 
 
 def random_inputs(seed=0, batch=2, refs=3, channels=8, labels=5, height=9, width=11):
@@ -38,7 +18,7 @@ def random_inputs(seed=0, batch=2, refs=3, channels=8, labels=5, height=9, width
 def test_banded_equals_dense_masked_reference(topk, radius, chunk_size):
     queries, keys, values = random_inputs()
     config = AffinityConfig(temperature=0.3, topk=topk, radius=radius, chunk_size=chunk_size)
-    expected = dense_reference(queries.float(), keys.float(), values.float(), config)
+    expected = attend_dense(queries.float(), keys.float(), values.float(), config)
     assert torch.allclose(attend(queries, keys, values, config), expected, atol=1e-5)
 
 

@@ -171,6 +171,19 @@ def test_resumed_run_equals_an_uninterrupted_one(data_dir: Path, tmp_path: Path)
         torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=1e-6, msg=name)
 
 
+def test_gray_checkpoint_warm_starts_an_identical_lab_model(data_dir: Path, tmp_path: Path) -> None:
+    gray = train(tiny_config(data_dir, tmp_path / "gray", steps=2, checkpoint_every=100))
+    lab_config = dataclasses.replace(TINY, input_mode="lab")
+    lab = ColorizationNet(lab_config).eval()
+    ckpt.warm_start(lab, gray.checkpoint)
+    rgb = torch.from_numpy(make_video(num_frames=2, height=32, width=32, seed=3).frames).permute(0, 3, 1, 2) / 255.0
+    torch.testing.assert_close(lab.encode(rgb), ckpt.load_embedder(gray.checkpoint).encode(rgb))
+    with pytest.raises(InputError, match="does not match the model"):
+        ckpt.warm_start(ColorizationNet(dataclasses.replace(TINY, embed_dim=8)), gray.checkpoint)
+    run = train(tiny_config(data_dir, tmp_path / "lab", steps=2, input_mode="lab", init=str(gray.checkpoint)))
+    assert ckpt.load_embedder(run.checkpoint).config.input_mode == "lab"
+
+
 def test_cli_resume_allows_only_harmless_changes(data_dir: Path, tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
     add_train_parser(parser.add_subparsers())

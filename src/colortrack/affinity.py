@@ -104,6 +104,26 @@ def affinity_topk(
     return weights.contiguous(), indices.round().long().clamp_min(0)
 
 
+def attend_dense(queries: Tensor, keys: Tensor, values: Tensor, config: AffinityConfig, **_) -> Tensor:
+    """The naive reference for :func:`attend` (same arguments, no restrictions): the full
+    (h*w, N*h*w) affinity of the frame at once, masked to the window afterwards, then top-k and
+    softmax. Memory grows with the square of the frame size; used by tests and benchmarks."""
+    batch, _, height, width = queries.shape
+    num_refs = keys.shape[1]
+    q = queries.flatten(2).transpose(1, 2).float() / config.temperature  # (B, h*w, C)
+    similarity = torch.bmm(q, keys.transpose(1, 2).flatten(2).float())  # (B, h*w, N*h*w)
+    if config.radius is not None:
+        ys, xs = (c.flatten().to(q.device) for c in torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij"))
+        far = ((ys[:, None] - ys[None]).abs() > config.radius) | ((xs[:, None] - xs[None]).abs() > config.radius)
+        similarity.masked_fill_(far.repeat(1, num_refs), float("-inf"))
+    if config.topk is not None and config.topk < similarity.shape[-1]:
+        kth = similarity.topk(config.topk, dim=-1).values[..., -1:]
+        similarity.masked_fill_(similarity < kth, float("-inf"))
+    v = values.permute(0, 1, 3, 4, 2).flatten(1, 3).float()  # (B, N*h*w, L)
+    out = torch.bmm(torch.softmax(similarity, dim=-1), v)
+    return out.transpose(1, 2).reshape(batch, -1, height, width)
+
+
 def _check_shapes(queries: Tensor, keys: Tensor, values: Tensor) -> None:
     batch, channels, height, width = queries.shape
     if keys.shape[0] != batch or keys.shape[2] != channels or keys.shape[-2:] != (height, width):

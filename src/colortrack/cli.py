@@ -10,11 +10,10 @@ from pathlib import Path
 from colortrack import __version__
 from colortrack.errors import InputError, run_with_clear_errors
 from colortrack.keypoints import PointConfig, default_sigma
-from colortrack.methods import make_propagator, resolve_preset
+from colortrack.methods import DEFAULT_METHOD, make_propagator, resolve_preset
 from colortrack.precision import PRECISIONS
 from colortrack.tracker import PRESETS, Propagator, TrackConfig, pick_device
 
-DEFAULT_METHOD = "color"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from colortrack.errors import InputError
 from colortrack.tracker import PRESETS, LabelTracker, Propagator, TrackConfig
 
 BUILTIN_METHODS = ("identity", "flow", "color")
+DEFAULT_METHOD = "color"
 
 
 def make_propagator(method: str, config: TrackConfig, device: torch.device) -> Propagator:

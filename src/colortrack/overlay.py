@@ -29,13 +29,12 @@ def overlay_masks(frame: np.ndarray, ids: np.ndarray, alpha: float = 0.5) -> np.
     ids = np.asarray(ids)
     if frame.shape[:2] != ids.shape or frame.ndim != 3 or frame.shape[2] != 3:
         raise ValueError(f"frame {frame.shape} and ids {ids.shape} do not match")
-    colors = DAVIS_PALETTE[ids].astype(np.float32)
-    out = frame.astype(np.float32)
-    fg = ids != 0
-    out[fg] = (1 - alpha) * out[fg] + alpha * colors[fg]
+    colors = DAVIS_PALETTE.astype(np.uint8)[ids]
+    blended = cv2.addWeighted(np.ascontiguousarray(frame, np.uint8), 1 - alpha, colors, alpha, 0.0)
+    out = np.where((ids != 0)[..., None], blended, frame).astype(np.uint8)
     edge = mask_contours(ids)
-    out[edge] = 0.5 * colors[edge]
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    out[edge] = (colors[edge].astype(np.uint16) + 1) // 2
+    return out
 
 
 def point_color(index: int) -> tuple[int, int, int]:

@@ -62,7 +62,7 @@ def track_video(
     current: list[np.ndarray] = []
     masks = propagate_mask(propagator, _remember_last(reader, current), first_mask)
     bar = tqdm(masks, total=num_frames, desc="tracking", unit="frame", disable=not progress)
-    with VideoWriter(overlay_path, reader.info.fps) if overlay_path else _NoWriter() as writer:
+    with VideoWriter(overlay_path, reader.info.fps, speed="veryfast") if overlay_path else _NoWriter() as writer:
         for index, mask in enumerate(bar):
             write_mask(masks_dir / f"{index:05d}.png", mask)
             writer.write(overlay_masks(current[0], mask))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 import numpy as np
+import torch
 
 from colortrack.io.masks import LabelMap
 from colortrack.tracker import Propagator
@@ -17,4 +18,4 @@ def propagate_mask(
     Yields (H, W) uint8 id masks for every frame, the first included."""
     label_map = LabelMap.from_mask(first_mask)
     for probabilities in propagator.track(frames, label_map.to_onehot(first_mask)):
-        yield label_map.to_ids(probabilities.argmax(axis=0))
+        yield label_map.to_ids(torch.from_numpy(probabilities).argmax(dim=0).numpy())

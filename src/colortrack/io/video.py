@@ -281,10 +281,11 @@ class VideoWriter:
 
     Frames go to a temporary file beside ``path``, moved onto ``path`` only by a successful
     :meth:`close` (or leaving the ``with`` block normally); on error the temporary file is
-    removed. Odd frame sizes are padded to even by edge replication.
+    removed. Odd frame sizes are padded to even by edge replication. ``speed`` is the x264
+    preset (ultrafast .. veryslow): faster presets make larger files at the same ``crf``.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float, crf: int = 18):
+    def __init__(self, path: str | os.PathLike, fps: float, crf: int = 18, speed: str = "medium"):
         self.path = Path(path)
         if self.path.suffix.lower() not in WRITABLE_VIDEO_EXTENSIONS:
             exts = ", ".join(WRITABLE_VIDEO_EXTENSIONS)
@@ -295,6 +296,7 @@ class VideoWriter:
             raise ValueError(f"crf must be in 0..51, got {crf}")
         self.fps = float(fps)
         self.crf = int(crf)
+        self.speed = speed
         self._rate = Fraction(self.fps).limit_denominator(1001)
         self._stack = contextlib.ExitStack()
         self._tmp = self._stack.enter_context(atomic_write(self.path))
@@ -312,7 +314,7 @@ class VideoWriter:
         stream = self._container.add_stream("libx264", rate=self._rate)
         stream.width, stream.height = width + width % 2, height + height % 2
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(self.crf)}
+        stream.options = {"crf": str(self.crf), "preset": self.speed}
         self._stream = stream
         self._size = (height, width)
 

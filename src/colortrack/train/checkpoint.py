@@ -129,6 +129,32 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> None:
     model.load_state_dict(weights, strict=True)
 
 
+def warm_start(model: nn.Module, path: str | os.PathLike) -> None:
+    """Start ``model`` from a checkpoint's weights. Keys must match exactly, and so must shapes,
+    except that the first convolution may take more input channels than the checkpoint's (a gray
+    model starting a Lab one): the extra input weights are set to zero, so the network computes
+    what the checkpoint did until training changes them."""
+    weights_path = resolve_checkpoint(path) / WEIGHTS
+    try:
+        weights = load_file(str(weights_path))
+    except (SafetensorError, OSError) as err:
+        raise InputError(weights_path, f"unreadable weights ({err})") from err
+    expected = model.state_dict()
+    first_conv = next(name for name, module in model.named_modules() if isinstance(module, nn.Conv2d)) + ".weight"
+    old = weights.get(first_conv)
+    new = expected.get(first_conv)
+    if old is not None and new is not None and old.shape != new.shape:
+        if old.shape[0] != new.shape[0] or old.shape[2:] != new.shape[2:] or old.shape[1] > new.shape[1]:
+            raise InputError(path, f"checkpoint does not match the model: {first_conv} {tuple(old.shape)} vs {tuple(new.shape)}")
+        widened = torch.zeros_like(new)
+        widened[:, : old.shape[1]] = old
+        weights[first_conv] = widened
+    problem = _mismatch(expected, weights)
+    if problem:
+        raise InputError(path, f"checkpoint does not match the model: {problem}")
+    model.load_state_dict(weights, strict=True)
+
+
 def load_embedder(path: str | os.PathLike, device: torch.device | None = None) -> ColorizationNet:
     """The trained network of a checkpoint (run folder, checkpoint folder or .safetensors file),
     on ``device`` (default CPU), in eval mode."""

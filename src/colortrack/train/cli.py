@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from colortrack.errors import InputError, run_with_clear_errors
-from colortrack.model import MODEL_PRESETS
+from colortrack.model import INPUT_MODES, MODEL_PRESETS
 from colortrack.train.trainer import PRECISIONS, RESUMABLE, TrainConfig, load_run_config, train
 
 # Command-line option -> TrainConfig field, for the options that map one to one.
@@ -36,6 +36,8 @@ _OPTIONS = {
     "checkpoint_every": "checkpoint_every",
     "keep_checkpoints": "keep_checkpoints",
     "seed": "seed",
+    "input": "input_mode",
+    "init": "init",
 }
 
 
@@ -60,6 +62,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--steps", type=int, help="total optimizer steps (default 10000)")
     add("--batch-size", type=int, help="clips per step and process (default 16)")
     add("--model", choices=sorted(MODEL_PRESETS), help="network preset (default small)")
+    add("--input", choices=INPUT_MODES, help="network input: gray (L only, default) or lab (with channel dropout)")
+    add("--init", type=Path, help="checkpoint whose weights start the run (a gray one may start a lab run)")
     add("--crop-size", type=int, help="square crop side (default 128 for small, 256 for resnet18)")
     add("--cache-short-side", type=int, help="frames are cached at this short side (default 240)")
     add("--cache-dir", type=Path, help="frame cache folder (default RUN_DIR/cache)")

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from colortrack.affinity import AffinityConfig
 from colortrack.errors import InputError
 from colortrack.io.atomic import atomic_write_json, atomic_write_text, make_dirs
-from colortrack.model import MODEL_PRESETS, ColorizationNet, ModelConfig
+from colortrack.model import INPUT_MODES, MODEL_PRESETS, ColorizationNet, ModelConfig
 from colortrack.precision import PRECISIONS, autocast_dtype
 from colortrack.tracker import pick_device
 from colortrack.train import checkpoint as ckpt
@@ -65,6 +65,9 @@ class TrainConfig:
     precision: "fp32", "bf16", "fp16" (with a gradient scaler) or "auto" (bf16 or fp16 on CUDA,
     fp32 on CPU). The affinity softmax and the loss always run in fp32.
     keep_checkpoints: how many recent checkpoints to keep (0: all).
+    input_mode: "gray" or "lab" network input; None keeps the model's (the preset's: gray).
+    init: a checkpoint whose weights start the run (fresh optimizer and schedule); a gray-input
+    checkpoint can start a "lab" run: the new a, b input weights start at zero.
     """
 
     data: list[str] = field(default_factory=list)
@@ -93,6 +96,8 @@ class TrainConfig:
     keep_checkpoints: int = 3
     device: str = "auto"
     progress: bool = True
+    input_mode: str | None = None
+    init: str | None = None
 
     def resolved(self) -> TrainConfig:
         """A copy with the model and crop size filled in from the preset, checked."""
@@ -101,6 +106,10 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise InputError("--precision", f"must be one of {', '.join(PRECISIONS)}")
         model = self.model or MODEL_PRESETS[self.model_preset]
+        if self.input_mode is not None and self.input_mode != model.input_mode:
+            if self.input_mode not in INPUT_MODES:
+                raise InputError("--input", f"must be one of {', '.join(INPUT_MODES)}")
+            model = replace(model, input_mode=self.input_mode)
         crop = self.crop_size or DEFAULT_CROP.get(self.model_preset, 128)
         if crop % model.stride:
             raise InputError("--crop-size", f"{crop} is not a multiple of the model stride {model.stride}")
@@ -184,6 +193,8 @@ def _train(config: TrainConfig, resume: bool, env: _Distributed) -> TrainResult:
     if resume and latest is not None:
         centers, start, elapsed = _restore(latest, model, optimizer, scaler)
     else:
+        if config.init:
+            ckpt.warm_start(model, config.init)
         centers = _fit_centers(config, videos, env)
     if env.primary:
         make_dirs(run_dir)
