@@ -17,7 +17,7 @@ from colortrack.refine import Refiner, RefinerConfig, load_refiner, refine_frame
 from colortrack.synthetic import make_video
 from colortrack.train.data import CachedVideo
 from colortrack.train.refine_data import RefineDataset, prepare_warps
-from colortrack.train.refine_trainer import export_weights, refine_step, unrolled_loss
+from colortrack.train.refine_trainer import export_weights, perfect_batch, refine_step, unrolled_loss
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = torch.device("cpu")
@@ -29,43 +29,57 @@ def _lab(frames: np.ndarray) -> torch.Tensor:
     return rgb_to_lab(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255)
 
 
-def _blocky(ab: torch.Tensor, cell: int = 8) -> torch.Tensor:
-    """(..., 2, H, W) -> the same, averaged over cell x cell cells and upsampled (a warp's look)."""
-    shape = ab.shape
-    flat = ab.reshape(-1, 2, *shape[-2:])
-    coarse = F.avg_pool2d(flat, cell)
-    return F.interpolate(coarse, size=shape[-2:], mode="bilinear", align_corners=False).reshape(shape)
 
-
-def test_shapes_and_identity_before_training():
+def test_shapes_and_the_untrained_refiner():
     refiner = Refiner().eval()
     assert sum(p.numel() for p in refiner.parameters()) < 1_000_000
     light = torch.rand(2, 1, 30, 42) * 100
-    warped = torch.randn(2, 2, 8, 11) * 20  # on a coarse grid: upsampled inside
-    out = refiner.refine(light, light, torch.zeros(2, 2, 30, 42), warped, torch.rand(2, 1, 8, 11))
-    assert out.shape == (2, 2, 30, 42)
-    upsampled = F.interpolate(warped, size=(30, 42), mode="bilinear", align_corners=False)
-    assert torch.allclose(out, upsampled)  # zero-initialised head: the warped colours unchanged
+    warped = torch.randn(2, 2, 8, 11) * 20  # per cell: guided up to the frame
+    with torch.no_grad():
+        out = refiner(light, light, torch.zeros(2, 2, 30, 42), warped, torch.rand(2, 1, 8, 11))
+        assert out.shape == (2, 2, 30, 42)
+        assert torch.allclose(out, refiner.guide(light, warped, torch.rand(2, 1, 8, 11)), atol=1e-4)  # gamma = 0
+        full = torch.randn(2, 2, 30, 42) * 20  # already at frame size: the residual only, zero untrained
+        assert torch.equal(refiner(light, light, full, full, torch.ones(2, 1, 30, 42)), full)
 
 
-def _batch(lab: torch.Tensor, rng: np.random.Generator, size: int = 32, batch: int = 8) -> dict:
-    """Samples of frames t-2, t-1, t: half with blocky warped ab, half with the true ab."""
+def test_guided_upsampling_keeps_uniform_cells_and_follows_edges():
+    guide = Refiner().guide
+    light = torch.full((1, 1, 16, 16), 30.0)
+    light[..., 6:] = 70.0  # an edge inside the second cell column (cells of 4 px)
+    ab = torch.zeros(1, 2, 16, 16)
+    ab[..., 6:] = 40.0
+    cells = F.avg_pool2d(ab, 4)  # the edge cell holds a blend
+    with torch.no_grad():
+        out = guide(light, cells, torch.ones(1, 1, 4, 4))
+        bilinear = F.interpolate(cells, size=(16, 16), mode="bilinear", align_corners=False)
+        assert (out - ab).abs().mean() < 0.8 * (bilinear - ab).abs().mean()
+        flat = torch.full((1, 2, 4, 4), 12.0)
+        assert torch.allclose(guide(light, flat, torch.rand(1, 1, 4, 4)), torch.full((1, 2, 16, 16), 12.0))
+
+
+def _batch(lab: torch.Tensor, rng: np.random.Generator, size: int = 32, batch: int = 8, cell: int = 8) -> dict:
+    """Samples of frames t-2, t-1, t (see RefineDataset): half with warped ab = true ab per cell at
+    confidence 1, half with it blurred over neighbouring cells at confidence 0.5."""
     samples = []
     for index in range(batch):
         t = int(rng.integers(2, len(lab)))
-        top, left = (int(rng.integers(n - size + 1)) for n in lab.shape[-2:])
+        top, left = (cell * int(rng.integers((n - size) // cell + 1)) for n in lab.shape[-2:])
         clip = lab[t - 2 : t + 1, :, top : top + size, left : left + size]
         ab = clip[:, 1:]
         perfect = index % 2 == 0
-        warped = ab.clone() if perfect else _blocky(ab)
-        confidence = torch.full_like(clip[:, :1], 1.0 if perfect else 0.5)
-        samples.append({"light": clip[:, :1], "ab": ab, "warped": warped, "confidence": confidence})
+        warped = F.avg_pool2d(ab[1:], cell)
+        if not perfect:
+            warped = F.avg_pool2d(F.pad(warped, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+        confidence = torch.full_like(warped[:, :1], 1.0 if perfect else 0.5)
+        samples.append({"light": clip[:, :1], "ab": ab, "start": ab[0], "warped": warped, "confidence": confidence})
     return {key: torch.stack([s[key] for s in samples]) for key in samples[0]}
 
 
 def test_gradients_reach_every_parameter():
     video = make_video(num_frames=4, height=32, width=32, num_objects=1, seed=3)
     batch = _batch(_lab(video.frames), np.random.default_rng(0), batch=2)
+    batch["confidence"] = torch.rand_like(batch["confidence"])
     torch.manual_seed(0)
     refiner = Refiner(SMALL)
     optimizer = torch.optim.Adam(refiner.parameters(), lr=1e-3)
@@ -84,16 +98,16 @@ def test_trained_refiner_keeps_perfect_colours():
     torch.manual_seed(0)
     refiner = Refiner(SMALL)
     optimizer = torch.optim.Adam(refiner.parameters(), lr=3e-3)
-    for _ in range(30):
-        refine_step(refiner, optimizer, _batch(lab, rng), 3e-3, 0.3)
+    initial = [p.detach().clone() for p in refiner.parameters()]
+    for step in range(30):
+        batch = _batch(lab, rng)
+        refine_step(refiner, optimizer, perfect_batch(batch) if step % 3 == 0 else batch, 3e-3, 0.3)
+    assert all(not torch.equal(a, p) for a, p in zip(initial, refiner.parameters()))
     refiner.eval()
     light, ab = lab[:, :1], lab[:, 1:]
-    with torch.no_grad():
-        kept = refiner.refine(light[2:3], light[3:4], ab[2:3], ab[3:4], torch.ones(1, 1, 48, 64))
-        blocky = _blocky(ab[3:4])
-        sharpened = refiner.refine(light[2:3], light[3:4], ab[2:3], blocky, torch.full((1, 1, 48, 64), 0.5))
+    with torch.no_grad():  # perfect colours at full resolution, full confidence
+        kept = refiner(light[2:3], light[3:4], ab[2:3], ab[3:4], torch.ones(1, 1, 48, 64))
     assert (kept - ab[3:4]).abs().mean() < 0.5  # ab units
-    assert (sharpened - blocky).abs().mean() > 0.01  # trained: no longer the identity everywhere
 
 
 def test_refine_frames_in_time_order_with_references_kept():
@@ -105,9 +119,9 @@ def test_refine_frames_in_time_order_with_references_kept():
     out = list(refine_frames(refiner, lights, warped, confidence, references))
     assert len(out) == num_frames and all(ab.shape == (2, 16, 24) for ab in out)
     assert torch.equal(out[2], references[2])
-    for t in (0, 1, 3, 4):
-        upsampled = F.interpolate(warped[t][None], size=(16, 24), mode="bilinear", align_corners=False)[0]
-        assert torch.allclose(out[t], upsampled)
+    full = [torch.randn(2, 16, 24) for _ in range(num_frames)]  # at frame size: kept by the untrained G
+    out = list(refine_frames(refiner, lights, full, confidence, references))
+    assert all(torch.equal(out[t], full[t]) for t in (0, 1, 3, 4))
     smaller = list(refine_frames(refiner, lights, warped, confidence, references, size=(8, 12)))
     assert all(ab.shape == (2, 8, 12) for ab in smaller)
 
@@ -140,10 +154,12 @@ def test_warped_training_set_is_made_once(tmp_path):
     stamps = [(tmp_path / "run" / "warps" / s.file).stat().st_mtime_ns for s in segments]
     again = prepare_warps(videos, tmp_path / "run", colorizer, length=4, per_video=2)
     assert [(tmp_path / "run" / "warps" / s.file).stat().st_mtime_ns for s in again] == stamps
-    sample = RefineDataset(segments, crop_size=16, hflip=True, perfect=0.1, seed=0)[7]
+    dataset = RefineDataset(segments, crop_size=16, hflip=True, seed=0, cell=8)
+    sample = dataset[7]
     assert sample["light"].shape == (3, 1, 16, 16) and sample["ab"].shape == (3, 2, 16, 16)
-    assert sample["warped"].shape == (3, 2, 16, 16) and sample["confidence"].shape == (3, 1, 16, 16)
-    assert torch.equal(sample["light"], RefineDataset(segments, 16, True, 0.1, seed=0)[7]["light"])
+    assert sample["start"].shape == (2, 16, 16)
+    assert sample["warped"].shape == (2, 2, 2, 2) and sample["confidence"].shape == (2, 1, 2, 2)
+    assert torch.equal(sample["light"], RefineDataset(segments, 16, True, seed=0, cell=8)[7]["light"])
 
 
 def test_exported_weights_load_strictly(tmp_path):

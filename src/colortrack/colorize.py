@@ -426,10 +426,6 @@ class Colorizer:
         self.refiner = refiner
         self._sizer = LabelTracker(embedder, replace(PRESETS["default"], input_height=config.input_height), self.device)
 
-    def input_size(self, native: tuple[int, int]) -> tuple[int, int]:
-        """(H, W) at which frames of size ``native`` are embedded (and refined)."""
-        return tuple(self._sizer.input_size(tuple(native)))
-
     @torch.no_grad()
     def embed(self, light: Tensor) -> Tensor:
         """light: (1, H, W) L. Returns (C, h, w) embeddings of the gray frame."""
@@ -474,7 +470,7 @@ class Colorizer:
                 yield compose(lightness(frame, self.device), ref_full.get(t, predicted[t]))
             return
         lights = [lightness(frame, self.device) for frame in frames]
-        refined = refine_frames(self.refiner, lights, predicted, confidence, ref_full, self.input_size(native))
+        refined = refine_frames(self.refiner, lights, predicted, confidence, ref_full)
         for light, ab in zip(lights, tqdm(refined, total=len(lights), desc="refining", unit="frame", disable=not progress)):
             yield compose(light, ab)
 

@@ -176,8 +176,7 @@ def _evaluate_sequence(
             seconds += embed_seconds
             if name.endswith(REFINE_SUFFIX):
                 start = time.perf_counter()
-                size = colorizer.input_size(frames[0].shape[:2])
-                predicted = list(refine_frames(refiner, lights, predicted, confidence, true_ab, size))
+                predicted = list(refine_frames(refiner, lights, predicted, confidence, true_ab))
                 seconds += time.perf_counter() - start
         scores = ColorScores()
         for t, frame in enumerate(frames):

@@ -14,6 +14,7 @@ is the reference's own ab.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -64,14 +65,60 @@ def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequent
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, dilation, dilation), nn.LeakyReLU(0.1, inplace=True))
 
 
+class GuidedUpsample(nn.Module):
+    """Edge-aware upsampling of per-cell ab: each pixel takes a weighted mean of the warped ab of
+    the ``kernel`` x ``kernel`` cells around its own, with log-weights
+    ``-d^2 / 2 s^2 - (L - L_cell)^2 / 2 r^2 + g log(confidence)``: d the distance to the cell's centre
+    (cell units), L_cell the cell's mean L, and s, r, g learned (start: 0.35 cell, 8 L units, 0;
+    measured on true per-cell ab of DAVIS frames, this beats bilinear upsampling by 5-10 % L1)."""
+
+    def __init__(self, kernel: int = 5):
+        super().__init__()
+        self.kernel = kernel
+        self.log_spatial = nn.Parameter(torch.tensor(math.log(0.35)))
+        self.log_range = nn.Parameter(torch.tensor(math.log(8.0)))
+        self.gamma = nn.Parameter(torch.zeros(()))
+
+    def forward(self, light: Tensor, warped: Tensor, confidence: Tensor) -> Tensor:
+        """light (B, 1, H, W), warped (B, 2, h, w), confidence (B, 1, h, w) -> (B, 2, H, W)."""
+        batch, (height, width), (h, w) = light.shape[0], light.shape[-2:], warped.shape[-2:]
+        k, pad = self.kernel, self.kernel // 2
+        cells = torch.cat([warped, F.adaptive_avg_pool2d(light, (h, w)), confidence.clamp_min(1e-4).log()], 1)
+        patches = F.unfold(F.pad(cells, (pad,) * 4, mode="replicate"), k).view(batch, 4, k * k, h, w)
+        ys, rows = _cell_coordinates(height, h, light.device)
+        xs, cols = _cell_coordinates(width, w, light.device)
+        near = patches[:, :, :, rows][..., cols]  # (B, 4, k*k, H, W): the cells around each pixel's cell
+        offsets = torch.arange(-pad, pad + 1, device=light.device, dtype=torch.float32)
+        dy = (rows[None] + offsets[:, None] - ys[None]) ** 2  # (k, H)
+        dx = (cols[None] + offsets[:, None] - xs[None]) ** 2  # (k, W)
+        distance = (dy[:, None, :, None] + dx[None, :, None, :]).reshape(k * k, height, width)
+        logits = (
+            -distance / (2 * self.log_spatial.exp() ** 2)
+            - (light - near[:, 2]) ** 2 / (2 * self.log_range.exp() ** 2)
+            + self.gamma * near[:, 3]
+        )
+        return (logits.softmax(dim=1)[:, None] * near[:, :2]).sum(2)
+
+
+def _cell_coordinates(pixels: int, cells: int, device) -> tuple[Tensor, Tensor]:
+    """Pixel centres in cell units (cell centres at integers) and the nearest cell of each pixel."""
+    centres = (torch.arange(pixels, device=device, dtype=torch.float32) + 0.5) * cells / pixels - 0.5
+    return centres, centres.round().clamp(0, cells - 1).long()
+
+
 class Refiner(nn.Module):
-    """x (B, 7, H, W) from :func:`refiner_input`, H and W multiples of ``config.multiple`` ->
-    residual (B, 2, H, W) in units of ``AB_SCALE``. Use :meth:`refine` for ab in, ab out."""
+    """G: the warped ab of frame t (per cell), guided up to the frame by :class:`GuidedUpsample`,
+    plus a residual from an encoder-decoder CNN on :func:`refiner_input`.
+
+    forward(light_prev, light, ab_prev, warped, confidence): L (B, 1, H, W) of frames t-1 and t,
+    refined ab (B, 2, H, W) of t-1, warped ab (B, 2, h, w) of t and its confidence (B, 1, h, w)
+    -> refined ab (B, 2, H, W) of t. Warped ab already at H x W is taken as it is."""
 
     def __init__(self, config: RefinerConfig = RefinerConfig()):
         super().__init__()
         self.config = config
         widths = config.widths
+        self.guide = GuidedUpsample()
         self.stem = nn.Sequential(_conv(IN_CHANNELS, widths[0]), _conv(widths[0], widths[0]))
         self.down = nn.ModuleList(
             nn.Sequential(_conv(cin, cout, stride=2), _conv(cout, cout)) for cin, cout in zip(widths, widths[1:])
@@ -83,7 +130,20 @@ class Refiner(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, light_prev: Tensor, light: Tensor, ab_prev: Tensor, warped: Tensor, confidence: Tensor) -> Tensor:
+        size = light.shape[-2:]
+        with torch.autocast(light.device.type, enabled=False):
+            base = warped.float()
+            if warped.shape[-2:] != size:
+                base = self.guide(light.float(), base, confidence.float())
+        x = refiner_input(light_prev, light, ab_prev, base, _resize(confidence, size))
+        multiple = self.config.multiple
+        pad = (0, -size[1] % multiple, 0, -size[0] % multiple)
+        residual = self.residual(F.pad(x, pad, mode="replicate") if any(pad) else x)
+        return base + AB_SCALE * residual[..., : size[0], : size[1]].float()
+
+    def residual(self, x: Tensor) -> Tensor:
+        """x (B, 7, H, W), H and W multiples of ``config.multiple`` -> (B, 2, H, W) in AB_SCALE units."""
         skips = [self.stem(x)]
         for layer in self.down:
             skips.append(layer(skips[-1]))
@@ -94,15 +154,8 @@ class Refiner(nn.Module):
         return self.head(y)
 
     def refine(self, light_prev: Tensor, light: Tensor, ab_prev: Tensor, warped: Tensor, confidence: Tensor) -> Tensor:
-        """L (B, 1, H, W) of frames t-1 and t, refined ab (B, 2, H, W) of t-1, warped ab of t and
-        its confidence (B, 1, h, w) at any resolution -> refined ab (B, 2, H, W) of t."""
-        size = light.shape[-2:]
-        warped, confidence = _resize(warped, size), _resize(confidence, size)
-        x = refiner_input(light_prev, light, ab_prev, warped, confidence)
-        multiple = self.config.multiple
-        pad = (0, -size[1] % multiple, 0, -size[0] % multiple)
-        residual = self(F.pad(x, pad, mode="replicate") if any(pad) else x)
-        return warped + AB_SCALE * residual[..., : size[0], : size[1]].float()
+        """The same as calling the module (kept for readability at call sites)."""
+        return self(light_prev, light, ab_prev, warped, confidence)
 
 
 def _resize(maps: Tensor, size) -> Tensor:

@@ -61,7 +61,7 @@ def add_train_refiner_arguments(parser: argparse.ArgumentParser) -> None:
     add("--batch-size", type=int, help="samples per step and process (default 16)")
     add("--crop-size", type=int, help="square crop side (default 96)")
     add("--lr", nargs="+", metavar="[STEP:]LR", help="learning rate schedule (default 1e-3)")
-    add("--perfect", type=float, help="share of samples given their true colours as warped (default 0.1)")
+    add("--perfect", type=float, help="share of steps given the true colours as warped (default 0.1)")
     add("--temporal-weight", type=float, help="weight of the temporal term (default 0.3)")
     add("--precision", choices=PRECISIONS, help="fp32 (default), bf16, fp16 or auto")
     add("--workers", type=int, help="data loader processes (default 0)")

@@ -6,10 +6,9 @@ confidence of every frame, on the feature grid, go to ``RUN_DIR/warps/<segment>.
 A finished segment is never recomputed. L and the true ab come from the frame cache itself.
 
 A training sample is a pure function of (seed, index): three consecutive frames t-2, t-1, t of a
-segment (t >= 2), the same random crop and flip for all, and with probability ``perfect`` the
-warped ab of t-1 and t replaced by their true ab at confidence 1 (so that G learns to keep
-correct colours). The refined ab of frame t-2 that starts the two-step unroll is its warped ab,
-or its true ab when it is the reference.
+segment (t >= 2), the same random cell-aligned crop and flip for all. The refined ab of frame t-2
+that starts the two-step unroll is its warped ab (upsampled), or its true ab when it is the
+reference.
 """
 
 from __future__ import annotations
@@ -94,14 +93,19 @@ def _warp_segment(colorizer: Colorizer, frames: np.ndarray, file: Path) -> None:
 
 
 class RefineDataset(Dataset):
-    """Sample ``index`` -> dict of (3, C, S, S) float32 tensors, frames t-2, t-1, t:
-    light (C=1, L), ab (C=2, true), warped (C=2, upsampled), confidence (C=1, upsampled)."""
+    """Sample ``index`` -> dict of float32 tensors for frames t-2, t-1, t at S x S pixels, c x c
+    cells (S = c x the cell size): light (3, 1, S, S) L, ab (3, 2, S, S) true ab, start (2, S, S)
+    the refined ab that starts the unroll, warped (2, 2, c, c) and confidence (2, 1, c, c) of
+    frames t-1 and t. Frames are resized to ``cell`` pixels per cell of the grid (the embedder's
+    stride: the size at which they were embedded), and the crop is cell-aligned."""
 
-    def __init__(self, segments: Sequence[WarpSegment], crop_size: int, hflip: bool, perfect: float, seed: int):
+    def __init__(self, segments: Sequence[WarpSegment], crop_size: int, hflip: bool, seed: int, cell: int):
         self.segments = [s for s in segments if s.num_frames >= UNROLL]
         if not self.segments:
             raise ValueError(f"every segment is shorter than {UNROLL} frames")
-        self.crop_size, self.hflip, self.perfect, self.seed = crop_size, hflip, perfect, seed
+        if crop_size % cell:
+            raise ValueError(f"crop_size {crop_size} is not a multiple of the cell size {cell}")
+        self.crop_size, self.hflip, self.seed, self.cell = crop_size, hflip, seed, cell
 
     def __len__(self) -> int:
         return 2**62
@@ -112,33 +116,38 @@ class RefineDataset(Dataset):
         t = int(rng.integers(UNROLL - 1, segment.num_frames))
         first = segment.start + t - (UNROLL - 1)
         rgb = torch.from_numpy(np.array(_open(segment.frames)[first : first + UNROLL])).permute(0, 3, 1, 2)
-        lab = rgb_to_lab(rgb.float() / 255.0)
-        warped, confidence = _load_warps(segment.file, t - (UNROLL - 1), lab.shape[-2:])
-        sample = {"light": lab[:, :1], "ab": lab[:, 1:], "warped": warped, "confidence": confidence}
-        sample = _crop(sample, self.crop_size, rng)
-        if t == UNROLL - 1:  # frame t-2 is the reference: its refined ab is its own
-            sample["warped"][0] = sample["ab"][0]
-        if rng.random() < self.perfect:
-            sample["warped"][1:] = sample["ab"][1:]
-            sample["confidence"][1:] = 1.0
+        warped, confidence = _load_warps(segment.file, t - (UNROLL - 1))
+        cell = self.cell
+        lab = F.interpolate(rgb_to_lab(rgb.float() / 255.0), size=tuple(cell * n for n in warped.shape[-2:]),
+                            mode="bilinear", align_corners=False)
+        sample = _crop(lab, warped, confidence, self.crop_size // cell, cell, rng)
+        ab, warped = sample["ab"], sample["warped"]
+        coarse_start = F.interpolate(warped[:1], size=ab.shape[-2:], mode="bilinear", align_corners=False)[0]
+        sample["start"] = ab[0].clone() if t == UNROLL - 1 else coarse_start  # the reference keeps its own ab
+        sample["warped"], sample["confidence"] = warped[1:], sample["confidence"][1:]
         if self.hflip and rng.integers(2):
             sample = {key: value.flip(-1) for key, value in sample.items()}
         return {key: value.contiguous() for key, value in sample.items()}
 
 
-def _crop(sample: dict[str, Tensor], size: int, rng: np.random.Generator) -> dict[str, Tensor]:
-    """The same random size x size window of every (..., H, W) tensor of the sample."""
-    height, width = sample["light"].shape[-2:]
-    if height < size or width < size:
-        raise ValueError(f"frames {height}x{width} are smaller than the crop {size}")
-    top, left = int(rng.integers(height - size + 1)), int(rng.integers(width - size + 1))
-    return {key: value[..., top : top + size, left : left + size].clone() for key, value in sample.items()}
+def _crop(lab: Tensor, warped: Tensor, confidence: Tensor, cells: int, cell: int, rng) -> dict[str, Tensor]:
+    """A random window of ``cells`` x ``cells`` cells of the grids and the same pixels of lab."""
+    height, width = warped.shape[-2:]
+    if height < cells or width < cells:
+        raise ValueError(f"a {height}x{width} cell grid is smaller than the crop of {cells} cells")
+    top, left = int(rng.integers(height - cells + 1)), int(rng.integers(width - cells + 1))
+    pixels = lab[..., top * cell : (top + cells) * cell, left * cell : (left + cells) * cell]
+    return {
+        "light": pixels[:, :1].clone(),
+        "ab": pixels[:, 1:].clone(),
+        "warped": warped[..., top : top + cells, left : left + cells].clone(),
+        "confidence": confidence[..., top : top + cells, left : left + cells].clone(),
+    }
 
 
-def _load_warps(file: str, first: int, size) -> tuple[Tensor, Tensor]:
-    """(3, 2, H, W) warped ab and (3, 1, H, W) confidence of frames first.. first+2, upsampled."""
+def _load_warps(file: str, first: int) -> tuple[Tensor, Tensor]:
+    """(3, 2, h, w) warped ab and (3, 1, h, w) confidence of frames first .. first + 2."""
     with np.load(file) as arrays:
         warped = torch.from_numpy(arrays["warped"][first : first + UNROLL].astype(np.float32))
         confidence = torch.from_numpy(arrays["confidence"][first : first + UNROLL].astype(np.float32))
-    up = F.interpolate(torch.cat([warped, confidence[:, None]], 1), size=tuple(size), mode="bilinear", align_corners=False)
-    return up[:, :2], up[:, 2:]
+    return warped, confidence[:, None]

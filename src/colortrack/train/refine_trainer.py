@@ -28,7 +28,7 @@ from tqdm import tqdm
 from colortrack.colorize import ColorizeConfig, Colorizer, embedder_temperature, make_embedder
 from colortrack.errors import InputError
 from colortrack.io.atomic import atomic_write_json, make_dirs
-from colortrack.refine import AB_SCALE, FORMAT, Refiner, RefinerConfig, refiner_input
+from colortrack.refine import FORMAT, Refiner, RefinerConfig
 from colortrack.train import checkpoint as ckpt
 from colortrack.train.data import StepBatchSampler, find_videos, prepare_cache
 from colortrack.train.refine_data import UNROLL, RefineDataset, WarpSegment, prepare_warps
@@ -55,7 +55,8 @@ class RefineTrainConfig:
     embedder / method / input_height: the warping that makes the training inputs.
     segment_frames / segments_per_video: warped segments cut from each cached video, coloured
     from their first frame.
-    perfect: share of samples whose warped ab is replaced by the true ab (confidence 1).
+    perfect: share of steps whose batch gets the true ab (full resolution, confidence 1) as its
+    warped ab (:func:`perfect_batch`), so that G learns to keep correct colours.
     """
 
     data: list[str] = field(default_factory=list)
@@ -133,7 +134,8 @@ def train_refiner(config: RefineTrainConfig, resume: bool = False) -> tuple[Path
         if env.primary:
             atomic_write_json(run_dir / "config.json", config.to_dict())
             _trim_log(run_dir / "log.csv", start)
-        dataset = RefineDataset(segments, config.crop_size, config.hflip, config.perfect, config.seed)
+        cell = make_embedder(config.embedder, torch.device("cpu")).stride
+        dataset = RefineDataset(segments, config.crop_size, config.hflip, config.seed, cell)
         return _loop(config, env, model, optimizer, dataset, start, elapsed)
 
 
@@ -179,6 +181,8 @@ def _loop(config, env, model: Refiner, optimizer, dataset: RefineDataset, start:
     for step, batch in enumerate(loader, start=start + 1):
         lr = lr_at(config.lr_schedule, step - 1)
         batch = {key: value.to(env.device, non_blocking=True) for key, value in batch.items()}
+        if int(step * config.perfect) != int((step - 1) * config.perfect):
+            batch = perfect_batch(batch)
         window.add(refine_step(network, optimizer, batch, lr, config.temporal_weight, dtype))
         bar.update(1)
         if step % config.log_every == 0 or step == config.steps:
@@ -194,21 +198,27 @@ def _loop(config, env, model: Refiner, optimizer, dataset: RefineDataset, start:
 
 
 def unrolled_loss(network: nn.Module, batch: dict[str, Tensor], temporal_weight: float, dtype=None) -> Tensor:
-    """batch: light (B, 3, 1, S, S), ab, warped (B, 3, 2, S, S), confidence (B, 3, 1, S, S) of frames
-    t-2, t-1, t. Returns the scalar loss (fp32)."""
+    """batch (see :class:`RefineDataset`, with a batch axis first): frames t-2, t-1, t. Returns the
+    scalar loss (fp32): L1 on ab of both outputs + temporal_weight x the mean change between them
+    at pixels whose true ab is stable."""
     light, ab, warped, confidence = batch["light"], batch["ab"], batch["warped"], batch["confidence"]
-    previous, outputs = warped[:, 0], []
-    for t in (1, 2):
-        x = refiner_input(light[:, t - 1], light[:, t], previous, warped[:, t], confidence[:, t])
-        with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
-            residual = network(x)
-        previous = warped[:, t] + AB_SCALE * residual.float()
+    previous, outputs = batch["start"], []
+    for step, t in enumerate((1, 2)):
+        with torch.autocast(light.device.type, dtype=dtype, enabled=dtype is not None):
+            previous = network(light[:, t - 1], light[:, t], previous, warped[:, step], confidence[:, step]).float()
         outputs.append(previous)
     fidelity = sum((out - ab[:, t]).abs().mean() for t, out in zip((1, 2), outputs))
     stable = ((ab[:, 2] - ab[:, 1]).norm(dim=1) < STABLE_BELOW).float()
     change = (outputs[1] - outputs[0]).norm(dim=1)
     temporal = (change * stable).sum() / stable.sum().clamp_min(1.0)
     return fidelity + temporal_weight * temporal
+
+
+def perfect_batch(batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The batch with the true ab of frames t-1 and t, at full resolution and confidence 1, as
+    their warped ab: G must then keep them."""
+    ab = batch["ab"][:, 1:]
+    return {**batch, "warped": ab, "confidence": torch.ones_like(ab[:, :, :1])}
 
 
 def refine_step(network: nn.Module, optimizer, batch: dict[str, Tensor], lr: float, temporal_weight: float, dtype=None) -> Tensor:
