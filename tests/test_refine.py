@@ -36,11 +36,14 @@ def test_shapes_and_the_untrained_refiner():
     light = torch.rand(2, 1, 30, 42) * 100
     warped = torch.randn(2, 2, 8, 11) * 20  # per cell: guided up to the frame
     with torch.no_grad():
-        out = refiner(light, light, torch.zeros(2, 2, 30, 42), warped, torch.rand(2, 1, 8, 11))
+        guided = refiner.guide(light, warped, torch.rand(2, 1, 8, 11))  # gamma = 0: confidence unused
+        out = refiner(light, light, guided, warped, torch.rand(2, 1, 8, 11))  # the gate blends equals
         assert out.shape == (2, 2, 30, 42)
-        assert torch.allclose(out, refiner.guide(light, warped, torch.rand(2, 1, 8, 11)), atol=1e-4)  # gamma = 0
+        assert torch.allclose(out, guided, atol=1e-4)
         full = torch.randn(2, 2, 30, 42) * 20  # already at frame size: the residual only, zero untrained
-        assert torch.equal(refiner(light, light, full, full, torch.ones(2, 1, 30, 42)), full)
+        assert torch.allclose(refiner(light, light, full, full, torch.ones(2, 1, 30, 42)), full, atol=1e-5)
+        still = refiner(light, light, torch.zeros(2, 2, 30, 42), guided, torch.rand(2, 1, 8, 11))
+        assert (still.abs() < guided.abs() + 1e-4).all()  # nothing moved: partly kept from frame t-1
 
 
 def test_guided_upsampling_keeps_uniform_cells_and_follows_edges():
@@ -120,6 +123,8 @@ def test_refine_frames_in_time_order_with_references_kept():
     assert len(out) == num_frames and all(ab.shape == (2, 16, 24) for ab in out)
     assert torch.equal(out[2], references[2])
     full = [torch.randn(2, 16, 24) for _ in range(num_frames)]  # at frame size: kept by the untrained G
+    with torch.no_grad():
+        refiner.gate.bias.fill_(-50.0)  # without the temporal gate
     out = list(refine_frames(refiner, lights, full, confidence, references))
     assert all(torch.equal(out[t], full[t]) for t in (0, 1, 3, 4))
     smaller = list(refine_frames(refiner, lights, warped, confidence, references, size=(8, 12)))

@@ -106,9 +106,26 @@ def _cell_coordinates(pixels: int, cells: int, device) -> tuple[Tensor, Tensor]:
     return centres, centres.round().clamp(0, cells - 1).long()
 
 
+class TemporalGate(nn.Module):
+    """Share of the refined ab of frame t-1 (same pixel) that frame t keeps: a logistic function of
+    the change of L at the pixel (units of 10 L), the warp confidence and the distance between the
+    warped and the previous ab (units of 10 ab). Where nothing moved, the colours stay put."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights = nn.Parameter(torch.tensor([-3.0, 0.0, -1.0]))
+        self.bias = nn.Parameter(torch.tensor(0.0))
+
+    def forward(self, light_change: Tensor, confidence: Tensor, disagreement: Tensor) -> Tensor:
+        """Each (B, 1, H, W) -> (B, 1, H, W) in (0, 1)."""
+        features = torch.cat([light_change / 10, confidence, disagreement / 10], 1)
+        return torch.sigmoid((features * self.weights[:, None, None]).sum(1, keepdim=True) + self.bias)
+
+
 class Refiner(nn.Module):
     """G: the warped ab of frame t (per cell), guided up to the frame by :class:`GuidedUpsample`,
-    plus a residual from an encoder-decoder CNN on :func:`refiner_input`.
+    blended with the refined ab of frame t-1 by :class:`TemporalGate`, plus a residual from an
+    encoder-decoder CNN on :func:`refiner_input`.
 
     forward(light_prev, light, ab_prev, warped, confidence): L (B, 1, H, W) of frames t-1 and t,
     refined ab (B, 2, H, W) of t-1, warped ab (B, 2, h, w) of t and its confidence (B, 1, h, w)
@@ -119,6 +136,7 @@ class Refiner(nn.Module):
         self.config = config
         widths = config.widths
         self.guide = GuidedUpsample()
+        self.gate = TemporalGate()
         self.stem = nn.Sequential(_conv(IN_CHANNELS, widths[0]), _conv(widths[0], widths[0]))
         self.down = nn.ModuleList(
             nn.Sequential(_conv(cin, cout, stride=2), _conv(cout, cout)) for cin, cout in zip(widths, widths[1:])
@@ -132,11 +150,14 @@ class Refiner(nn.Module):
 
     def forward(self, light_prev: Tensor, light: Tensor, ab_prev: Tensor, warped: Tensor, confidence: Tensor) -> Tensor:
         size = light.shape[-2:]
+        confidence_up = _resize(confidence, size)
         with torch.autocast(light.device.type, enabled=False):
             base = warped.float()
             if warped.shape[-2:] != size:
                 base = self.guide(light.float(), base, confidence.float())
-        x = refiner_input(light_prev, light, ab_prev, base, _resize(confidence, size))
+            keep = self.gate((light - light_prev).abs().float(), confidence_up, (base - ab_prev).norm(dim=1, keepdim=True))
+            base = base + keep * (ab_prev.float() - base)
+        x = refiner_input(light_prev, light, ab_prev, base, confidence_up)
         multiple = self.config.multiple
         pad = (0, -size[1] % multiple, 0, -size[0] % multiple)
         residual = self.residual(F.pad(x, pad, mode="replicate") if any(pad) else x)
