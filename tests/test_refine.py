@@ -229,3 +229,12 @@ def test_eval_and_colorize_with_refinement(tmp_path, exported):
     assert VideoReader(out).info.num_frames == 4
     assert json.loads(out.with_suffix(".json").read_text())["refiner"] == str(exported)
     assert main([*colorize, "--refine", "--refiner", str(tmp_path / "missing")]) == 2
+
+
+def test_shipped_refiner_loads_strictly():
+    from colortrack.refine import SHIPPED, shipped_weights
+
+    description = json.loads(shipped_weights().with_suffix(".json").read_text())
+    refiner = load_refiner(SHIPPED)
+    assert refiner.config == RefinerConfig.from_dict(description["refiner_config"])
+    assert shipped_weights().stat().st_size < 2_000_000
