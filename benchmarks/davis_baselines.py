@@ -1,10 +1,11 @@
 """J&F of several methods on a DAVIS root in one run, each also scored by an independent evaluator.
 
     python benchmarks/davis_baselines.py --root ../shared/data/davis2016-train --out out/bench \
-        [--methods identity flow color:paper color:default RUN_DIR/ckpt:default] [--sequences a,b]
+        [--methods identity flow color color:paper model RUN_DIR/ckpt] [--sequences a,b]
 
-Each method is ``NAME[:PRESET][+OVERRIDES]`` as accepted by ``colortrack eval davis`` (overrides
-are extra command-line flags separated by commas, e.g. ``color:default+--topk,5``). Predictions go
+Each method is ``NAME[:PRESET][+OVERRIDES]`` as accepted by ``colortrack eval davis`` (no preset:
+the method's own; overrides are extra command-line flags separated by commas, e.g.
+``color:color+--topk,5``). Predictions go
 to ``OUT/<label>/`` (finished sequences are reused), and a markdown table plus ``OUT/summary.json``
 are written. The independent evaluator is vos-benchmark (``pip install --no-deps vos-benchmark``);
 its J&F is shown beside ours.
@@ -24,7 +25,7 @@ from colortrack.io.atomic import atomic_write_json, atomic_write_text
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from check_evaluator import vos_benchmark  # noqa: E402
 
-DEFAULT_METHODS = ["identity", "flow", "color:paper", "color:default"]
+DEFAULT_METHODS = ["identity", "flow", "color", "model"]
 
 
 def run_method(spec: str, root: Path, out: Path, sequences: str | None) -> dict:
@@ -32,7 +33,7 @@ def run_method(spec: str, root: Path, out: Path, sequences: str | None) -> dict:
     preset, _, extra = rest.partition("+")
     label = re.sub(r"[^A-Za-z0-9_.-]+", "_", spec).strip("_")
     args = ["eval", "davis", "--root", str(root), "--method", name, "--out", str(out / label), "--quiet"]
-    args += ["--preset", preset or "default"] + ([flag for flag in extra.split(",") if flag] if extra else [])
+    args += (["--preset", preset] if preset else []) + ([flag for flag in extra.split(",") if flag] if extra else [])
     if sequences:
         args += ["--sequences", sequences]
     if colortrack(args) != 0:

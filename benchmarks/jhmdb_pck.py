@@ -21,7 +21,7 @@ from colortrack.cli import main as colortrack
 from colortrack.io.atomic import atomic_write_json, atomic_write_text
 from colortrack.metrics.pck import PCK_ALPHAS
 
-DEFAULT_METHODS = ["identity", "flow", "color"]
+DEFAULT_METHODS = ["identity", "flow", "color", "model"]
 
 
 def label_of(spec: str) -> str:
@@ -34,7 +34,7 @@ def run_method(spec: str, root: Path, out: Path, clips: str | None) -> dict:
     preset, _, extra = rest.partition("+")
     extra = extra or extra_name
     args = ["eval", "jhmdb", "--root", str(root), "--method", name, "--out", str(out / label_of(spec)), "--quiet"]
-    args += ["--preset", preset or "default"] + [flag for flag in extra.split(",") if flag]
+    args += (["--preset", preset] if preset else []) + [flag for flag in extra.split(",") if flag]
     if clips:
         args += ["--clips", clips]
     if colortrack(args) != 0:

@@ -51,7 +51,7 @@ def test_track_writes_native_size_masks_and_an_overlay(clip, tmp_path):
     assert read_mask(masks[-1]).shape == (64, 96)
     np.testing.assert_array_equal(read_mask(masks[0]), video.masks[0])
     assert VideoReader(tmp_path / "overlay.mp4").info.num_frames == 10
-    assert json.loads((tmp_path / "config.json").read_text())["method"] == "color"
+    assert json.loads((tmp_path / "config.json").read_text())["method"] == "model"
 
 
 @pytest.mark.parametrize("method", ["identity", "flow", "color"])

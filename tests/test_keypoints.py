@@ -55,7 +55,7 @@ def test_points_on_a_translated_texture_are_tracked_to_sub_pixel_accuracy(shift)
 
 def test_default_preset_tracks_a_translated_texture_within_a_pixel():
     video = translated_texture(num_frames=5, height=192, width=192, shift=(0, 8), seed=3, num_points=8)
-    tracker = LabelTracker(LabPatchEmbedder(), PRESETS["default"], torch.device("cpu"))
+    tracker = LabelTracker(LabPatchEmbedder(), PRESETS["color"], torch.device("cpu"))
     track = propagate_points(tracker, video.frames, Keypoints(names(8), video.points[0]))
     assert track.visible.all()
     assert np.linalg.norm(track.xy - video.points, axis=-1).max() <= 1.0

@@ -52,7 +52,7 @@ def test_soft_labels_stay_a_distribution():
 
 def test_default_preset_tracks_synthetic_objects_better_than_identity():
     video = make_video(num_frames=16, height=96, width=128, num_objects=2, seed=5)
-    tracker = LabelTracker(LabPatchEmbedder(), PRESETS["default"], torch.device("cpu"))
+    tracker = LabelTracker(LabPatchEmbedder(), PRESETS["color"], torch.device("cpu"))
     tracked = list(propagate_mask(tracker, video.frames, video.masks[0]))
     still = list(propagate_mask(IdentityPropagator(), video.frames, video.masks[0]))
     score = np.mean([iou(m > 0, t > 0) for m, t in zip(tracked[1:], video.masks[1:])])

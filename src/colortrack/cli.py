@@ -10,7 +10,7 @@ from pathlib import Path
 from colortrack import __version__
 from colortrack.errors import InputError, run_with_clear_errors
 from colortrack.keypoints import PointConfig, default_sigma
-from colortrack.methods import DEFAULT_METHOD, make_propagator, resolve_preset
+from colortrack.methods import DEFAULT_METHOD, default_preset, make_propagator, resolve_preset
 from colortrack.precision import PRECISIONS
 from colortrack.tracker import PRESETS, Propagator, TrackConfig, pick_device
 
@@ -19,6 +19,8 @@ from colortrack.tracker import PRESETS, Propagator, TrackConfig, pick_device
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "preset", "") is None:
+        args.preset = default_preset(args.method)
     return run_with_clear_errors("colortrack", lambda: args.run(args))
 
 
@@ -39,16 +41,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_method_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--method", default=DEFAULT_METHOD, help="identity, flow, color, or a checkpoint (file or run folder)"
+        "--method", default=DEFAULT_METHOD,
+        help="model (the shipped weights, default), identity, flow, color, or a checkpoint (file or run folder)",
     )
-    parser.add_argument("--preset", default="default", choices=sorted(PRESETS), help="propagation settings")
+    parser.add_argument(
+        "--preset", choices=sorted(PRESETS),
+        help="propagation settings (default: the method's tuned ones, 'color' for color, else 'default')",
+    )
     tuning = parser.add_argument_group("override the preset")
     tuning.add_argument("--temperature", type=float, help="softmax temperature")
     tuning.add_argument("--topk", type=int, help="most similar reference pixels kept (0: all)")
     tuning.add_argument("--radius", type=int, help="local window radius in feature cells (0: global)")
     tuning.add_argument("--recent", type=int, help="number of most recent frames in the context")
     tuning.add_argument("--first-frame", choices=("keep", "drop"), help="keep the first frame in the context")
-    tuning.add_argument("--input-height", type=int, help="resize frames to this height before embedding")
+    tuning.add_argument("--input-height", type=int, help="resize frames to this height before embedding (0: native)")
     tuning.add_argument("--precision", choices=PRECISIONS, help="autocast of a learned encoder")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -142,7 +148,7 @@ def track_config(args: argparse.Namespace) -> TrackConfig:
     return TrackConfig(
         affinity=replace(config.affinity, **affinity),
         memory=replace(config.memory, **memory),
-        input_height=args.input_height or config.input_height,
+        input_height=config.input_height if args.input_height is None else (args.input_height or None),
         precision=args.precision or config.precision,
     )
 

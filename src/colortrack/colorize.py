@@ -479,12 +479,12 @@ class Colorizer:
     ) -> list[Tensor]:
         """Instance ids (h, w) long on the feature grid for every frame: ``mask`` (ids, 255 void
         -> -1) on frame ``index``, carried forward and backward by the mask tracker on the gray
-        frames (the default tracking preset, this colorizer's embedder)."""
+        frames (this colorizer's embedder with its tracking preset: ``default`` for a trained
+        network, ``color`` for a hand-made embedder)."""
         from colortrack.segmentation import propagate_mask
 
-        tracker = LabelTracker(
-            self.embedder, replace(PRESETS["default"], input_height=self.config.input_height), self.device
-        )
+        preset = PRESETS["default" if isinstance(self.embedder, torch.nn.Module) else "color"]
+        tracker = LabelTracker(self.embedder, replace(preset, input_height=self.config.input_height), self.device)
         before: list[np.ndarray] = []
         anchor: list[np.ndarray] = []
 
@@ -537,22 +537,25 @@ def embedder_temperature(spec: str) -> float:
     similarities, a checkpoint's training temperature for its raw dot products."""
     if spec == "gray":
         return GRAY_TEMPERATURE
+    from colortrack.methods import SHIPPED_MODEL, shipped_model_path
     from colortrack.train.checkpoint import read_meta
 
-    return float(read_meta(spec).get("train_config", {}).get("temperature", GRAY_TEMPERATURE))
+    path = shipped_model_path() if spec == SHIPPED_MODEL else spec
+    return float(read_meta(path).get("train_config", {}).get("temperature", GRAY_TEMPERATURE))
 
 
 def make_embedder(spec: str, device: torch.device) -> Embedder:
-    """``gray`` (training-free LuminancePatchEmbedder) or a checkpoint path (file or run folder)."""
+    """``model`` (the shipped weights), ``gray`` (training-free LuminancePatchEmbedder) or a
+    checkpoint path (file or run folder)."""
+    from colortrack.methods import SHIPPED_MODEL, load_model
+
     if spec == "gray":
         from colortrack.embedders.gray import LuminancePatchEmbedder
 
         return LuminancePatchEmbedder()
-    if not Path(spec).exists():
-        raise InputError(spec, "no such checkpoint (use 'gray' for the training-free embedder)")
-    from colortrack.train.checkpoint import load_embedder
-
-    return load_embedder(spec, device)
+    if spec != SHIPPED_MODEL and not Path(spec).exists():
+        raise InputError(spec, "no such checkpoint (use 'model' for the shipped weights, 'gray' for the training-free embedder)")
+    return load_model(spec, device)
 
 
 # ----------------------------------------------------------------------------- the job
@@ -571,7 +574,7 @@ def colorize_video(
     refs: Sequence[str],
     out_path: str | os.PathLike,
     config: ColorizeConfig,
-    embedder_spec: str = "gray",
+    embedder_spec: str = "model",
     frames_dir: str | os.PathLike | None = None,
     instances: str | None = None,
     device: torch.device | None = None,

@@ -58,7 +58,10 @@ def add_eval_colorize_parser(benchmarks) -> None:
 
 
 def _add_colorize_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--embedder", default="gray", help="'gray' (training-free, luminance patches) or a checkpoint")
+    parser.add_argument(
+        "--embedder", default="model",
+        help="'model' (the shipped weights, default), 'gray' (training-free, luminance patches) or a checkpoint",
+    )
     parser.add_argument(
         "--refiner", default=SHIPPED, help=f"'{SHIPPED}' (the shipped weights) or a train-refiner run or weights file"
     )
@@ -67,7 +70,10 @@ def _add_colorize_options(parser: argparse.ArgumentParser) -> None:
     tuning.add_argument("--topk", type=int, help="most similar reference pixels kept (0: all)")
     tuning.add_argument("--radius", type=int, help="local window radius in feature cells (0: global)")
     tuning.add_argument("--recent", type=int, help="propagate: number of recent predicted frames in the context")
-    tuning.add_argument("--input-height", type=int, help="resize frames to this height before embedding")
+    tuning.add_argument(
+        "--input-height", type=int,
+        help="resize frames to this height before embedding (default: 240 for a trained model, native for gray; 0: native)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -91,11 +97,18 @@ def overrides(args: argparse.Namespace) -> dict:
     return out
 
 
+def input_height(args: argparse.Namespace) -> int | None:
+    """The embedding height: as given (0: native), else the one a trained model was tuned at."""
+    if args.input_height is not None:
+        return args.input_height or None
+    return None if args.embedder == "gray" else 240
+
+
 def run_colorize(args: argparse.Namespace) -> int:
     from colortrack.colorize import ColorizeConfig, colorize_video
     from colortrack.tracker import pick_device
 
-    config = ColorizeConfig.for_method(args.method, input_height=args.input_height, **overrides(args))
+    config = ColorizeConfig.for_method(args.method, input_height=input_height(args), **overrides(args))
     output = colorize_video(
         args.video,
         args.ref,
@@ -132,7 +145,7 @@ def run_eval_colorize(args: argparse.Namespace) -> int:
         methods=methods,
         embedder=args.embedder,
         overrides=overrides(args),
-        input_height=args.input_height,
+        input_height=input_height(args),
         max_frames=args.max_frames,
         sequences=dataset.names,
         refiner=args.refiner if any(name.endswith(REFINE_SUFFIX) for name in methods) else None,

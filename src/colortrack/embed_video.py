@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from colortrack.errors import InputError
+from colortrack.methods import SHIPPED_MODEL, load_model
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,8 @@ class PCAProjection:
 
 
 def make_embedder(spec: str, device: torch.device):
-    """``color`` (Lab patches), ``gray`` (luminance patches) or a checkpoint (file or run folder)."""
+    """``model`` (the shipped weights), ``color`` (Lab patches), ``gray`` (luminance patches) or a
+    checkpoint (file or run folder)."""
     if spec == "color":
         from colortrack.embedders.color import LabPatchEmbedder
 
@@ -72,11 +74,9 @@ def make_embedder(spec: str, device: torch.device):
         from colortrack.embedders.gray import LuminancePatchEmbedder
 
         return LuminancePatchEmbedder()
-    if not Path(spec).exists():
-        raise InputError("--method", f"unknown method '{spec}': choose color, gray or a checkpoint path")
-    from colortrack.train.checkpoint import load_embedder
-
-    return load_embedder(spec, device)
+    if spec != SHIPPED_MODEL and not Path(spec).exists():
+        raise InputError("--method", f"unknown method '{spec}': choose model, color, gray or a checkpoint path")
+    return load_model(spec, device)
 
 
 def side_by_side(frame: np.ndarray, colors: np.ndarray) -> np.ndarray:
@@ -90,7 +90,7 @@ def side_by_side(frame: np.ndarray, colors: np.ndarray) -> np.ndarray:
 def embed_video(
     video: str | os.PathLike,
     out: str | os.PathLike,
-    method: str = "color",
+    method: str = SHIPPED_MODEL,
     input_height: int | None = None,
     samples_per_frame: int = 512,
     max_samples: int = 100_000,
@@ -134,7 +134,9 @@ def add_embed_parser(commands) -> None:
     parser = commands.add_parser("embed", help="video of the embeddings (PCA to RGB) beside the frames")
     parser.add_argument("video", type=Path, help="video file or folder of frames")
     parser.add_argument("--out", type=Path, required=True, help="output video (.mp4)")
-    parser.add_argument("--method", default="color", help="color, gray, or a checkpoint (file or run folder)")
+    parser.add_argument(
+        "--method", default=SHIPPED_MODEL, help="model (the shipped weights), color, gray, or a checkpoint (file or run folder)"
+    )
     parser.add_argument("--input-height", type=int, help="resize frames to this height before embedding")
     parser.add_argument("--samples-per-frame", type=int, default=512, help="cells per frame used to fit the PCA")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -11,28 +12,44 @@ from colortrack.embedders.color import LabPatchEmbedder
 from colortrack.errors import InputError
 from colortrack.tracker import PRESETS, LabelTracker, Propagator, TrackConfig
 
-BUILTIN_METHODS = ("identity", "flow", "color")
-DEFAULT_METHOD = "color"
+SHIPPED_MODEL = "model"  # the trained embedder packaged in colortrack/weights/model
+BUILTIN_METHODS = (SHIPPED_MODEL, "identity", "flow", "color")
+DEFAULT_METHOD = SHIPPED_MODEL
+
+
+def shipped_model_path() -> Path:
+    """The folder of the packaged weights (``model.safetensors`` + ``checkpoint.json``)."""
+    return Path(str(resources.files("colortrack") / "weights" / SHIPPED_MODEL))
+
+
+def load_model(spec: str | Path, device: torch.device):
+    """``model`` (the shipped weights) or a checkpoint path -> the trained embedder, loaded strictly."""
+    from colortrack.train.checkpoint import load_embedder
+
+    return load_embedder(shipped_model_path() if str(spec) == SHIPPED_MODEL else spec, device)
 
 
 def make_propagator(method: str, config: TrackConfig, device: torch.device) -> Propagator:
-    """method: identity, flow, color, or the path of a trained checkpoint (file or run folder)."""
+    """method: model, identity, flow, color, or the path of a trained checkpoint (file or run folder)."""
     if method == "identity":
         return IdentityPropagator()
     if method == "flow":
         return FlowPropagator()
     if method == "color":
         return LabelTracker(LabPatchEmbedder(), config, device)
-    if Path(method).exists():
-        from colortrack.train.checkpoint import load_embedder
-
-        return LabelTracker(load_embedder(method, device), config, device)
+    if method == SHIPPED_MODEL or Path(method).exists():
+        return LabelTracker(load_model(method, device), config, device)
     choices = ", ".join(BUILTIN_METHODS)
     raise InputError("--method", f"unknown method '{method}': choose {choices} or a checkpoint path")
 
 
-def resolve_preset(name: str) -> TrackConfig:
+def default_preset(method: str) -> str:
+    """The preset tuned for ``method``: ``color`` for the colour embedder, ``default`` otherwise."""
+    return "color" if method == "color" else "default"
+
+
+def resolve_preset(name: str | None, method: str = DEFAULT_METHOD) -> TrackConfig:
+    name = name or default_preset(method)
     if name not in PRESETS:
         raise InputError("--preset", f"unknown preset '{name}': choose {', '.join(PRESETS)}")
     return PRESETS[name]
-

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from queue import Queue
+from threading import Thread
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,14 +63,58 @@ def track_video(
     stale = [out_dir / "overlay.mp4"] + [p for p in masks_dir.glob("*.png") if _MASK_NAME.match(p.name)]
     start_run(out_dir, settings, stale)
     make_dirs(masks_dir)
-    current: list[np.ndarray] = []
-    masks = propagate_mask(propagator, _remember_last(reader, current), first_mask)
+    pending: deque[np.ndarray] = deque()
+    masks = propagate_mask(propagator, _remember_all(prefetched(reader), pending), first_mask)
     bar = tqdm(masks, total=num_frames, desc="tracking", unit="frame", disable=not progress)
-    with VideoWriter(overlay_path, reader.info.fps, speed="veryfast") if overlay_path else _NoWriter() as writer:
+    writer_cm = VideoWriter(overlay_path, reader.info.fps, speed="veryfast") if overlay_path else _NoWriter()
+    with writer_cm as writer, ThreadPoolExecutor(max_workers=1) as io:
+        job = None
         for index, mask in enumerate(bar):
-            write_mask(masks_dir / f"{index:05d}.png", mask)
-            writer.write(overlay_masks(current[0], mask))
+            frame = pending.popleft()
+            if job is not None:
+                job.result()  # one frame in flight: memory stays flat, errors surface at once
+            job = io.submit(_write_frame_outputs, masks_dir / f"{index:05d}.png", mask, frame, writer)
+        if job is not None:
+            job.result()
     return TrackOutput(masks_dir, overlay_path, reader.info.num_frames)
+
+
+def _write_frame_outputs(mask_path: Path, mask: np.ndarray, frame: np.ndarray, writer) -> None:
+    write_mask(mask_path, mask)
+    writer.write(overlay_masks(frame, mask))
+
+
+def prefetched(frames: Iterable[np.ndarray], depth: int = 2) -> Iterator[np.ndarray]:
+    """``frames``, decoded up to ``depth`` ahead in a thread (the decoder releases the GIL) while
+    the caller computes. An error while decoding is raised here, in the caller's thread."""
+    queue: Queue = Queue(maxsize=depth)
+    end = object()
+
+    def decode() -> None:
+        try:
+            for frame in frames:
+                queue.put(frame)
+            queue.put(end)
+        except BaseException as err:  # handed to the consumer, which raises it
+            queue.put(_Failure(err))
+
+    Thread(target=decode, daemon=True).start()
+    while (item := queue.get()) is not end:
+        if isinstance(item, _Failure):
+            raise item.error
+        yield item
+
+
+@dataclass(frozen=True)
+class _Failure:
+    error: BaseException
+
+
+def _remember_all(frames: Iterable[np.ndarray], pending: deque[np.ndarray]) -> Iterator[np.ndarray]:
+    """Keeps every frame handed to the propagator until its mask has come out (in order)."""
+    for frame in frames:
+        pending.append(frame)
+        yield frame
 
 
 def _remember_last(frames: VideoReader, holder: list[np.ndarray]) -> Iterator[np.ndarray]:

@@ -55,8 +55,16 @@ PRESETS: dict[str, TrackConfig] = {
         affinity=AffinityConfig(temperature=0.5, topk=None, radius=None),
         memory=MemoryConfig(keep_first=False, recent=3),
     ),
-    # Chosen by measurement on davis2016-train (docs/benchmarks.md).
+    # The shipped model's settings, chosen by measurement on davis2016-train (docs/benchmarks.md):
+    # its training temperature; frames embedded at 240 rows (stride-4 cells of 8 native pixels).
     "default": TrackConfig(
+        affinity=AffinityConfig(temperature=1.0, topk=10, radius=12),
+        memory=MemoryConfig(keep_first=True, recent=3),
+        input_height=240,
+        precision="bf16",
+    ),
+    # The training-free colour embedder's (cosine similarities): chosen the same way.
+    "color": TrackConfig(
         affinity=AffinityConfig(temperature=0.02, topk=10, radius=12),
         memory=MemoryConfig(keep_first=True, recent=3),
     ),

@@ -1,0 +1,51 @@
+"""The packaged default model: present, loaded strictly, and the default of the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from colortrack.errors import InputError
+from colortrack.methods import DEFAULT_METHOD, SHIPPED_MODEL, load_model, make_propagator, resolve_preset, shipped_model_path
+from colortrack.synthetic import translated_texture
+from colortrack.tracker import LabelTracker
+
+
+def test_shipped_model_is_the_default_and_loads():
+    assert DEFAULT_METHOD == SHIPPED_MODEL
+    model = load_model(SHIPPED_MODEL, torch.device("cpu"))
+    assert not model.training
+    meta = json.loads((shipped_model_path() / "checkpoint.json").read_text())
+    assert meta["train_config"]["data"] and meta["step"] > 0 and len(meta["color_centers"]) == meta["train_config"]["num_colors"]
+    assert (shipped_model_path() / "model.safetensors").stat().st_size < 50 * 2**20
+
+
+@pytest.mark.parametrize("damage", ["drop", "extra", "reshape"])
+def test_a_mismatched_weights_file_is_an_error(tmp_path, damage):
+    folder = tmp_path / "model"
+    shutil.copytree(shipped_model_path(), folder)
+    weights = load_file(str(folder / "model.safetensors"))
+    name = sorted(weights)[0]
+    if damage == "drop":
+        del weights[name]
+    elif damage == "extra":
+        weights["unexpected.weight"] = torch.zeros(1)
+    else:
+        weights[name] = torch.zeros(weights[name].numel() + 1)
+    save_file(weights, str(folder / "model.safetensors"))
+    with pytest.raises(InputError, match="does not match the model"):
+        load_model(folder, torch.device("cpu"))
+
+
+def test_shipped_model_tracks_a_translating_texture():
+    clip = translated_texture(num_frames=4, height=96, width=96, shift=(0, 8))
+    tracker = make_propagator(SHIPPED_MODEL, resolve_preset(None), torch.device("cpu"))
+    assert isinstance(tracker, LabelTracker)
+    first = torch.nn.functional.one_hot(torch.from_numpy(clip.masks[0]).long(), 2).permute(2, 0, 1).float().numpy()
+    predicted = [p.argmax(0) for p in tracker.track(iter(clip.frames), first)]
+    accuracy = (predicted[-1] == clip.masks[-1]).mean()
+    assert accuracy > 0.9
