@@ -471,7 +471,8 @@ class Colorizer:
             return
         lights = [lightness(frame, self.device) for frame in frames]
         refined = refine_frames(self.refiner, lights, predicted, confidence, ref_full)
-        for light, ab in zip(lights, tqdm(refined, total=len(lights), desc="refining", unit="frame", disable=not progress)):
+        bar = tqdm(refined, total=len(lights), desc="refining", unit="frame", disable=not progress)
+        for light, ab in zip(lights, bar):
             yield compose(light, ab)
 
     def track_instances(

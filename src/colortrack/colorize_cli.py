@@ -33,7 +33,8 @@ def add_colorize_parser(commands) -> None:
         "--refine",
         action=argparse.BooleanOptionalAction,
         default=REFINE_BY_DEFAULT,
-        help=f"refine the warped colours at full resolution with --refiner (default {'on' if REFINE_BY_DEFAULT else 'off'})",
+        help="refine the warped colours at full resolution with --refiner "
+        f"(default {'on' if REFINE_BY_DEFAULT else 'off'})",
     )
     _add_colorize_options(parser)
     parser.set_defaults(run=run_colorize)

@@ -155,7 +155,8 @@ class Refiner(nn.Module):
             base = warped.float()
             if warped.shape[-2:] != size:
                 base = self.guide(light.float(), base, confidence.float())
-            keep = self.gate((light - light_prev).abs().float(), confidence_up, (base - ab_prev).norm(dim=1, keepdim=True))
+            disagreement = (base - ab_prev).norm(dim=1, keepdim=True)
+            keep = self.gate((light - light_prev).abs().float(), confidence_up, disagreement)
             base = base + keep * (ab_prev.float() - base)
         x = refiner_input(light_prev, light, ab_prev, base, confidence_up)
         multiple = self.config.multiple

@@ -163,7 +163,8 @@ def _warped_segments(config: RefineTrainConfig, run_dir: Path, env) -> list[Warp
 
 def _colorizer(config: RefineTrainConfig, device: torch.device) -> Colorizer:
     overrides = {"temperature": embedder_temperature(config.embedder), "input_height": config.input_height}
-    return Colorizer(make_embedder(config.embedder, device), ColorizeConfig.for_method(config.method, **overrides), device)
+    method = ColorizeConfig.for_method(config.method, **overrides)
+    return Colorizer(make_embedder(config.embedder, device), method, device)
 
 
 def _loop(config, env, model: Refiner, optimizer, dataset: RefineDataset, start: int, elapsed: float):
@@ -191,7 +192,8 @@ def _loop(config, env, model: Refiner, optimizer, dataset: RefineDataset, start:
             elapsed += seconds
             if env.primary:
                 bar.set_postfix(loss=f"{loss:.3f}")
-                _append_log(run_dir / "log.csv", [step, f"{loss:.6f}", f"{lr:.3g}", f"{clips_per_s:.2f}", f"{elapsed:.1f}"])
+                row = [step, f"{loss:.6f}", f"{lr:.3g}", f"{clips_per_s:.2f}", f"{elapsed:.1f}"]
+                _append_log(run_dir / "log.csv", row)
         if step % config.checkpoint_every == 0 or step == config.steps:
             _checkpoint(config, env, model, optimizer, step, elapsed)
     bar.close()
@@ -222,7 +224,9 @@ def perfect_batch(batch: dict[str, Tensor]) -> dict[str, Tensor]:
     return {**batch, "warped": ab, "confidence": torch.ones_like(ab[:, :, :1])}
 
 
-def refine_step(network: nn.Module, optimizer, batch: dict[str, Tensor], lr: float, temporal_weight: float, dtype=None) -> Tensor:
+def refine_step(
+    network: nn.Module, optimizer, batch: dict[str, Tensor], lr: float, temporal_weight: float, dtype=None
+) -> Tensor:
     """One optimizer step on a batch (see :func:`unrolled_loss`), gradient norm clipped to
     GRAD_CLIP. Returns the detached loss."""
     for group in optimizer.param_groups:
