@@ -238,3 +238,26 @@ def test_shipped_refiner_loads_strictly():
     refiner = load_refiner(SHIPPED)
     assert refiner.config == RefinerConfig.from_dict(description["refiner_config"])
     assert shipped_weights().stat().st_size < 2_000_000
+
+
+def test_resumed_training_reaches_the_same_weights(tmp_path):
+    from dataclasses import replace
+
+    from safetensors.torch import load_file
+
+    from colortrack.io.video import write_frames_png
+    from colortrack.train.refine_trainer import RefineTrainConfig, train_refiner
+
+    video = make_video(num_frames=5, height=32, width=48, num_objects=1, seed=5)
+    write_frames_png(tmp_path / "data" / "clip", video.frames)
+    base = RefineTrainConfig(
+        data=[str(tmp_path / "data")], refiner=SMALL, input_height=None, cache_short_side=32, fps=24.0,
+        segment_frames=4, steps=4, batch_size=2, crop_size=16, perfect=0.5, checkpoint_every=2, log_every=1,
+        device="cpu", progress=False,
+    )
+    straight, _, _ = train_refiner(replace(base, out=str(tmp_path / "straight")))
+    train_refiner(replace(base, out=str(tmp_path / "split"), steps=2))
+    resumed, step, _ = train_refiner(replace(base, out=str(tmp_path / "split")), resume=True)
+    assert step == 4
+    a, b = load_file(str(straight / "model.safetensors")), load_file(str(resumed / "model.safetensors"))
+    assert all(torch.equal(a[key], b[key]) for key in a)
