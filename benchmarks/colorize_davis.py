@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=Path("../shared/data/davis2016-train"))
     parser.add_argument("--out", type=Path, default=Path("out/colorize"))
-    parser.add_argument("--embedder", default="gray")
+    parser.add_argument("--embedder", default="model")
     parser.add_argument("--sequences", default=None)
     parser.add_argument("--max-frames", type=int, default=None)
     parser.add_argument("--input-height", type=int, default=None)
