@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from colortrack.colorize import ColorizeConfig, colorize_video, to_gray
+from colortrack.colorize import ColorizeConfig, colorize_video, embedder_temperature, to_gray
 from colortrack.io.atomic import make_dirs
 from colortrack.io.masks import read_mask, write_mask
 from colortrack.io.video import VideoReader, VideoWriter
-from colortrack.methods import make_propagator, resolve_preset
+from colortrack.methods import SHIPPED_MODEL, make_propagator, resolve_preset
 from colortrack.metrics.color import psnr
 from colortrack.metrics.davis import evaluate_sequence, format_table, summarize
 from colortrack.pipeline import track_video
@@ -54,7 +54,7 @@ def _colorize_demo(frames: np.ndarray, out_dir: Path, args: argparse.Namespace) 
             writer.write(to_gray(frame))
     Image.fromarray(frames[0]).save(reference_path)
     colorized_path = out_dir / "colorized.mp4"
-    config = ColorizeConfig.for_method("propagate")
+    config = ColorizeConfig.for_method("propagate", temperature=embedder_temperature(SHIPPED_MODEL))
     colorize_video(gray_path, [f"{reference_path}@0"], colorized_path, config, progress=not args.quiet)
     colorized = VideoReader(colorized_path).read_all()
     scores = [psnr(pred, truth) for pred, truth in zip(colorized[1:], frames[1:])]
