@@ -118,11 +118,18 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
 def load_weights(model: nn.Module, path: str | os.PathLike) -> None:
     """Load the checkpoint's weights into ``model``, strictly: any missing or unexpected key, or
     shape mismatch, raises InputError(path, "checkpoint does not match the model: ...")."""
+    _load_strictly(model, _read_weights(path), path)
+
+
+def _read_weights(path: str | os.PathLike) -> dict[str, Tensor]:
     weights_path = resolve_checkpoint(path) / WEIGHTS
     try:
-        weights = load_file(str(weights_path))
+        return load_file(str(weights_path))
     except (SafetensorError, OSError) as err:
         raise InputError(weights_path, f"unreadable weights ({err})") from err
+
+
+def _load_strictly(model: nn.Module, weights: dict[str, Tensor], path: str | os.PathLike) -> None:
     problem = _mismatch(model.state_dict(), weights)
     if problem:
         raise InputError(path, f"checkpoint does not match the model: {problem}")
@@ -134,11 +141,7 @@ def warm_start(model: nn.Module, path: str | os.PathLike) -> None:
     except that the first convolution may take more input channels than the checkpoint's (a gray
     model starting a Lab one): the extra input weights are set to zero, so the network computes
     what the checkpoint did until training changes them."""
-    weights_path = resolve_checkpoint(path) / WEIGHTS
-    try:
-        weights = load_file(str(weights_path))
-    except (SafetensorError, OSError) as err:
-        raise InputError(weights_path, f"unreadable weights ({err})") from err
+    weights = _read_weights(path)
     expected = model.state_dict()
     first_conv = next(name for name, module in model.named_modules() if isinstance(module, nn.Conv2d)) + ".weight"
     old = weights.get(first_conv)
@@ -149,10 +152,7 @@ def warm_start(model: nn.Module, path: str | os.PathLike) -> None:
         widened = torch.zeros_like(new)
         widened[:, : old.shape[1]] = old
         weights[first_conv] = widened
-    problem = _mismatch(expected, weights)
-    if problem:
-        raise InputError(path, f"checkpoint does not match the model: {problem}")
-    model.load_state_dict(weights, strict=True)
+    _load_strictly(model, weights, path)
 
 
 def load_embedder(path: str | os.PathLike, device: torch.device | None = None) -> ColorizationNet:
