@@ -134,3 +134,23 @@ def test_affinity_topk_is_the_affinity_that_attend_applies(radius):
     flat = values.permute(0, 1, 3, 4, 2).reshape(2, -1, values.shape[2])
     rebuilt = torch.einsum("bqk,bqkl->blq", weights, torch.stack([flat[b][indices[b]] for b in range(2)]))
     assert torch.allclose(rebuilt.reshape(2, -1, 9, 11), attend(queries, keys, values, config), atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(3, 7, 5184), (2, 640), (1, 5, 999), (4, 30)])
+def test_two_stage_topk_finds_the_same_values_as_torch(shape):
+    from colortrack.affinity import _topk
+
+    similarity = torch.randn(*shape, generator=torch.Generator().manual_seed(3))
+    similarity[..., ::3] = -1e30  # blocked candidates, as the window bias makes them
+    scores, index = _topk(similarity, 10)
+    expected, _ = similarity.topk(10, dim=-1)
+    assert torch.equal(scores, expected)
+    assert torch.equal(torch.gather(similarity, -1, index), scores)
+
+
+def test_local_equals_dense_at_the_default_window():
+    """Radius 12 and top-10 over 4 frames: the tiles, chunks and two-stage top-k of real use."""
+    queries, keys, values = random_inputs(seed=4, batch=1, refs=4, channels=16, labels=3, height=30, width=41)
+    config = AffinityConfig(temperature=1.0, topk=10, radius=12)
+    expected = attend_dense(queries.float(), keys.float(), values.float(), config)
+    assert torch.allclose(attend(queries, keys, values, config), expected, atol=1e-5)

@@ -252,7 +252,8 @@ def _attend_local(
     The target grid is cut into square tiles; a tile meets only the reference cells of its
     window-sized neighbourhood, so work and memory scale with the window, not the frame.
     Reference cells outside the image get an extra key channel of -BLOCKED (the queries carry a
-    1 there), so the one matrix product both scores and excludes them.
+    1 there), so the one matrix product both scores and excludes them. Tiles are copied out of
+    strided views a chunk at a time, so the working set stays small enough for the CPU caches.
     """
     batch, _, height, width = queries.shape
     num_refs = keys.shape[1]
@@ -261,32 +262,40 @@ def _attend_local(
     tiles_y, tiles_x = -(-height // tile), -(-width // tile)
     pad = (tiles_y * tile - height, tiles_x * tile - width)
     span = tile + 2 * radius
-    q = _tiles(torch.cat([queries.float() / config.temperature, torch.ones_like(queries[:, :1]).float()], 1), tile, 0, pad)
-    q = q.flatten(0, 1)  # (B*T, C+1, Q)
+    scaled = torch.cat([queries.float() / config.temperature, torch.ones_like(queries[:, :1]).float()], 1)
+    q = _windows(scaled, tile, 0, pad)
     padded_keys = torch.cat(
         [_pad(keys.float(), radius, pad, 0.0), _pad(torch.zeros_like(keys[:, :, :1]).float(), radius, pad, -_BLOCKED)], 2
     )
-    k = _tiles(padded_keys, span, 0, (0, 0), stride=tile).flatten(0, 1)  # (B*T, C+1, N*span*span)
-    v = _tiles(values.float(), span, radius, pad, stride=tile).flatten(0, 1).transpose(1, 2)  # (B*T, N*span*span, L)
+    k = _windows(padded_keys, span, 0, (0, 0), stride=tile)
+    v = _windows(values.float(), span, radius, pad, stride=tile)
     window_bias = _window_bias(tile, radius, num_refs, str(queries.device))  # (Q, N*span*span)
     if groups is not None:
-        query_groups = _tiles(groups[0][:, None, None], tile, 0, pad, fill=-1.0).flatten(0, 2)  # (B*T, Q)
-        key_groups = _tiles(groups[1][:, :, None], span, radius, pad, stride=tile, fill=_NO_GROUP)
-        key_groups = key_groups.flatten(0, 2)  # (B*T, N*span*span)
-    per_chunk = max(1, config.chunk_size // (tile * tile))
-    outputs = []
-    for start in range(0, q.shape[0], per_chunk):
-        chunk = slice(start, start + per_chunk)
-        similarity = torch.baddbmm(window_bias, q[chunk].transpose(1, 2), k[chunk])
-        if groups is not None:
-            similarity = _restrict_to_groups(similarity, query_groups[chunk], key_groups[chunk])
-        outputs.append(reduce(similarity, v[chunk], config.topk))
-    out = torch.cat(outputs)
-    num_out = out.shape[-1]
-    out = out.view(batch, tiles_y, tiles_x, tile, tile, num_out)
-    out = out.permute(0, 5, 1, 3, 2, 4).reshape(batch, num_out, tiles_y * tile, tiles_x * tile)
+        query_groups = _windows(groups[0][:, None, None], tile, 0, pad, fill=-1.0)
+        key_groups = _windows(groups[1][:, :, None], span, radius, pad, stride=tile, fill=_NO_GROUP)
+    per_tile = tile * tile * num_refs * span * span
+    per_chunk = max(1, min(tiles_x, config.chunk_size // (tile * tile), _CACHED_SIMILARITIES // per_tile))
+    rows = []
+    for ty in range(tiles_y):
+        parts = []
+        for tx in range(0, tiles_x, per_chunk):
+            chunk = (slice(None), ty, slice(tx, tx + per_chunk))
+            similarity = torch.baddbmm(window_bias, _flat(q[chunk]).transpose(1, 2), _flat(k[chunk]))
+            if groups is not None:
+                similarity = _restrict_to_groups(
+                    similarity, _flat(query_groups[chunk])[:, 0], _flat(key_groups[chunk])[:, 0]
+                )
+            reduced = reduce(similarity, _flat(v[chunk]).transpose(1, 2), config.topk)  # (B*n, Q, L')
+            parts.append(reduced.view(batch, -1, tile, tile, reduced.shape[-1]))
+        rows.append(torch.cat(parts, 1))
+    out = torch.stack(rows, 1)  # (B, tiles_y, tiles_x, tile, tile, L')
+    out = out.permute(0, 5, 1, 3, 2, 4).reshape(batch, -1, tiles_y * tile, tiles_x * tile)
     return out[:, :, :height, :width]
 
+
+# Similarities computed at once by the local path: about 4 MB, so a chunk stays in a CPU's L2 cache
+# (measured: 1.5x faster than chunks of 4096 targets, which are written to and read from memory).
+_CACHED_SIMILARITIES = 2**20
 
 # Finite, not -inf: a padding target whose whole window is blocked must get weights, not NaN.
 _BLOCKED = 1e30
@@ -305,12 +314,12 @@ def _pad(maps: Tensor, margin: int, pad: tuple[int, int], fill: float) -> Tensor
     return F.pad(maps, (margin, margin + pad[1], margin, margin + pad[0]), value=fill)
 
 
-def _tiles(
+def _windows(
     maps: Tensor, size: int, margin: int, pad: tuple[int, int], stride: int | None = None, fill: float = 0.0
 ) -> Tensor:
     """maps: (B, N, C, h, w) (or (B, C, h, w), read as N = 1), padded as :func:`_pad`.
-    Returns (B, tiles, C, N*size*size): square windows of ``size`` every ``stride`` cells
-    (tiles row-major), the N maps' windows side by side. One copy, no unfold."""
+    Returns a strided view (B, tiles_y, tiles_x, C, N, size, size) of the square windows of
+    ``size`` every ``stride`` cells; :func:`_flat` copies a chunk of them out."""
     if maps.ndim == 4:
         maps = maps[:, None]
     stride = stride or size
@@ -318,11 +327,15 @@ def _tiles(
     batch, count, channels, height, width = padded.shape
     tiles_y, tiles_x = (height - size) // stride + 1, (width - size) // stride + 1
     s_b, s_n, s_c, s_y, s_x = padded.stride()
-    windows = padded.as_strided(
+    return padded.as_strided(
         (batch, tiles_y, tiles_x, channels, count, size, size),
         (s_b, stride * s_y, stride * s_x, s_c, s_n, s_y, s_x),
     )
-    return windows.reshape(batch, tiles_y * tiles_x, channels, count * size * size)
+
+
+def _flat(windows: Tensor) -> Tensor:
+    """(B, n, C, N, s, s) windows -> (B*n, C, N*s*s), the N maps' windows side by side (a copy)."""
+    return windows.reshape(windows.shape[0] * windows.shape[1], windows.shape[2], -1)
 
 
 @functools.lru_cache(maxsize=16)
@@ -340,7 +353,7 @@ def _weighted_sum(similarity: Tensor, values: Tensor, topk: int | None) -> Tenso
     """similarity: (B, Q, R) logits; values: (B, R, L). Returns (B, Q, L)."""
     if topk is None or topk >= similarity.shape[-1]:
         return torch.bmm(torch.softmax(similarity, dim=-1), values)
-    scores, index = similarity.topk(topk, dim=-1)
+    scores, index = _topk(similarity, topk)
     weights = torch.softmax(scores, dim=-1)  # (B, Q, k)
     num_labels = values.shape[-1]
     picked = torch.gather(
@@ -354,7 +367,36 @@ def _weighted_sum(similarity: Tensor, values: Tensor, topk: int | None) -> Tenso
 def _topk_pairs(similarity: Tensor, values: Tensor, topk: int | None) -> Tensor:
     """similarity: (B, Q, R) logits; values: (B, R, 1) reference indices (as floats).
     Returns (B, Q, 2k): the softmax weights of the k most similar references, then their indices."""
-    scores, index = similarity.topk(min(topk, similarity.shape[-1]), dim=-1)
+    scores, index = _topk(similarity, min(topk, similarity.shape[-1]))
     weights = torch.softmax(scores, dim=-1)
     picked = torch.gather(values[..., 0].unsqueeze(1).expand(-1, index.shape[1], -1), 2, index)
     return torch.cat([weights, picked], dim=-1)
+
+
+def _topk(similarity: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """``similarity.topk(k, dim=-1)`` in two stages, the same values (indices may differ only
+    between equal values): the k groups of ``g`` consecutive candidates with the largest maxima
+    hold the k largest values, since every other candidate is at most the k-th of those maxima.
+    torch's top-k costs grow with the row length; a max over groups is much cheaper."""
+    group = _group_size(similarity.shape[-1], k)
+    if group is None:
+        return similarity.topk(k, dim=-1)
+    grouped = similarity.unflatten(-1, (-1, group))  # (..., G, g)
+    _, best_groups = grouped.amax(dim=-1).topk(k, dim=-1, sorted=False)  # (..., k)
+    picked = torch.gather(grouped, -2, best_groups[..., None].expand(*best_groups.shape, group))
+    scores, position = picked.flatten(-2).topk(k, dim=-1)
+    index = torch.gather(best_groups, -1, torch.div(position, group, rounding_mode="floor")) * group + position % group
+    return scores, index
+
+
+@functools.lru_cache(maxsize=64)
+def _group_size(length: int, k: int) -> int | None:
+    """A divisor g of ``length`` near sqrt(length / k) leaving at least 4k groups, or None
+    when rows are too short for two stages to pay off."""
+    if length < 64 * k:
+        return None
+    ideal = int((length / k) ** 0.5)
+    for group in sorted(range(8, 4 * ideal), key=lambda g: abs(g - 1.5 * ideal)):
+        if length % group == 0 and length // group >= 4 * k:
+            return group
+    return None
