@@ -261,3 +261,40 @@ def test_resumed_training_reaches_the_same_weights(tmp_path):
     assert step == 4
     a, b = load_file(str(straight / "model.safetensors")), load_file(str(resumed / "model.safetensors"))
     assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+def _ddp_worker(rank: int, world_size: int, port: int, config) -> None:
+    import os
+
+    from colortrack.train.refine_trainer import train_refiner
+
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank)
+    )
+    torch.set_num_threads(1)
+    train_refiner(config)
+
+
+def test_two_process_gloo_ddp_run(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    from colortrack.io.video import write_frames_png
+    from colortrack.train import checkpoint as ckpt
+    from colortrack.train.refine_trainer import RefineTrainConfig
+
+    video = make_video(num_frames=5, height=32, width=48, num_objects=1, seed=6)
+    write_frames_png(tmp_path / "data" / "clip", video.frames)
+    config = RefineTrainConfig(
+        data=[str(tmp_path / "data")], out=str(tmp_path / "ddp"), refiner=SMALL, input_height=None,
+        cache_short_side=32, fps=24.0, segment_frames=4, steps=3, batch_size=2, crop_size=16, log_every=1,
+        device="cpu", progress=False,
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, config), nprocs=2, join=True)
+    assert ckpt.latest_checkpoint(tmp_path / "ddp").name == "step_000003"
+    rows = (tmp_path / "ddp" / "log.csv").read_text().splitlines()
+    assert len(rows) == 4  # header and steps 1-3: written once, by rank 0
