@@ -24,6 +24,7 @@ instead of applying it to values; it runs the same code as :func:`attend`.
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -249,64 +250,77 @@ def _attend_local(
 ) -> Tensor:
     """Each target pixel against the reference pixels within ``radius`` cells of it.
 
-    The target grid is cut into square tiles; a tile meets only the reference cells of its
-    window-sized neighbourhood, so work and memory scale with the window, not the frame.
-    Reference cells outside the image get an extra key channel of -BLOCKED (the queries carry a
-    1 there), so the one matrix product both scores and excludes them. Tiles are copied out of
-    strided views a chunk at a time, so the working set stays small enough for the CPU caches.
+    The target grid is cut into tiles of ``th x tw`` cells. A tile's reference neighbourhood
+    (``th + 2r`` rows of ``tw + 2r`` cells in each of the N frames) is copied once with its rows
+    outermost, so that for the targets of one tile row the 2r + 1 window rows are one contiguous
+    slice: one batched matrix product over the tile's rows scores every target against exactly
+    its window rows, leaving only the columns beyond ``radius`` to block by a bias. Reference
+    cells outside the image get an extra key channel of -BLOCKED (the queries carry a 1 there).
+    One tile at a time keeps the working set within a CPU's caches.
     """
     batch, _, height, width = queries.shape
     num_refs = keys.shape[1]
     radius = config.radius
-    tile = _tile_size(config.chunk_size, radius, height, width)
-    tiles_y, tiles_x = -(-height // tile), -(-width // tile)
-    pad = (tiles_y * tile - height, tiles_x * tile - width)
-    span = tile + 2 * radius
+    tile_h, tile_w = _tile_shape(radius, num_refs, height, width)
+    tiles_y, tiles_x = -(-height // tile_h), -(-width // tile_w)
+    pad = (tiles_y * tile_h - height, tiles_x * tile_w - width)
+    span = (tile_h + 2 * radius, tile_w + 2 * radius)
     scaled = torch.cat([queries.float() / config.temperature, torch.ones_like(queries[:, :1]).float()], 1)
-    q = _windows(scaled, tile, 0, pad)
-    padded_keys = torch.cat(
-        [_pad(keys.float(), radius, pad, 0.0), _pad(torch.zeros_like(keys[:, :, :1]).float(), radius, pad, -_BLOCKED)], 2
-    )
-    k = _windows(padded_keys, span, 0, (0, 0), stride=tile)
-    v = _windows(values.float(), span, radius, pad, stride=tile)
-    window_bias = _window_bias(tile, radius, num_refs, str(queries.device))  # (Q, N*span*span)
+    q = _windows(scaled, (tile_h, tile_w), 0, pad)
+    k = _windows(_padded_keys(keys, radius, pad), span, 0, (0, 0), stride=(tile_h, tile_w))
+    v = _windows(values.float(), span, radius, pad, stride=(tile_h, tile_w))
     if groups is not None:
-        query_groups = _windows(groups[0][:, None, None], tile, 0, pad, fill=-1.0)
-        key_groups = _windows(groups[1][:, :, None], span, radius, pad, stride=tile, fill=_NO_GROUP)
-    per_tile = tile * tile * num_refs * span * span
-    per_chunk = max(1, min(tiles_x, config.chunk_size // (tile * tile), _CACHED_SIMILARITIES // per_tile))
-    rows = []
-    for ty in range(tiles_y):
-        parts = []
-        for tx in range(0, tiles_x, per_chunk):
-            chunk = (slice(None), ty, slice(tx, tx + per_chunk))
-            similarity = torch.baddbmm(window_bias, _flat(q[chunk]).transpose(1, 2), _flat(k[chunk]))
-            if groups is not None:
-                similarity = _restrict_to_groups(
-                    similarity, _flat(query_groups[chunk])[:, 0], _flat(key_groups[chunk])[:, 0]
-                )
-            reduced = reduce(similarity, _flat(v[chunk]).transpose(1, 2), config.topk)  # (B*n, Q, L')
-            parts.append(reduced.view(batch, -1, tile, tile, reduced.shape[-1]))
-        rows.append(torch.cat(parts, 1))
-    out = torch.stack(rows, 1)  # (B, tiles_y, tiles_x, tile, tile, L')
-    out = out.permute(0, 5, 1, 3, 2, 4).reshape(batch, -1, tiles_y * tile, tiles_x * tile)
+        query_groups = _windows(groups[0][:, None, None], (tile_h, tile_w), 0, pad, fill=-1.0)
+        key_groups = _windows(groups[1][:, :, None], span, radius, pad, stride=(tile_h, tile_w), fill=_NO_GROUP)
+    row_len = num_refs * span[1]
+    window_len = (2 * radius + 1) * row_len
+    column_bias = _column_bias(tile_w, radius, num_refs, str(queries.device))  # (tw, window_len)
+    tiles = []
+    for b, ty, tx in itertools.product(range(batch), range(tiles_y), range(tiles_x)):
+        tile_queries = q[b, ty, tx, :, 0].permute(1, 2, 0)  # (th, tw, C+1)
+        tile_keys = _window_rows(k[b, ty, tx], tile_h, row_len, window_len)  # (th, C+1, window_len)
+        similarity = torch.bmm(tile_queries, tile_keys).add_(column_bias)  # (th, tw, window_len)
+        if groups is not None:
+            similarity = _restrict_to_groups(
+                similarity,
+                query_groups[b, ty, tx, 0, 0],
+                _window_rows(key_groups[b, ty, tx], tile_h, row_len, window_len)[:, 0],
+            )
+        tile_values = _window_rows(v[b, ty, tx], tile_h, row_len, window_len).transpose(1, 2)  # (th, window_len, L)
+        tiles.append(reduce(similarity, tile_values, config.topk))  # (th, tw, L')
+    out = torch.stack(tiles).view(batch, tiles_y, tiles_x, tile_h, tile_w, -1)
+    out = out.permute(0, 5, 1, 3, 2, 4).reshape(batch, -1, tiles_y * tile_h, tiles_x * tile_w)
     return out[:, :, :height, :width]
 
 
-# Similarities computed at once by the local path: about 4 MB, so a chunk stays in a CPU's L2 cache
-# (measured: 1.5x faster than chunks of 4096 targets, which are written to and read from memory).
-_CACHED_SIMILARITIES = 2**20
+# Similarities of one tile: at most 2**19 floats (2 MB), within a CPU core's L2 cache.
+_TILE_SIMILARITIES = 2**19
 
 # Finite, not -inf: a padding target whose whole window is blocked must get weights, not NaN.
 _BLOCKED = 1e30
 
 
-def _tile_size(chunk_size: int, radius: int, height: int, width: int) -> int:
-    """Tiles about as wide as the radius balance wasted candidates against per-tile overhead
-    (measured on CPU for radius 8 and 12: 1.5x faster than tiles of twice the radius)."""
-    by_window = max(8, radius)
-    by_budget = max(1, int(chunk_size**0.5))
-    return max(1, min(by_window, by_budget, max(height, width)))
+def _tile_shape(radius: int, num_refs: int, height: int, width: int) -> tuple[int, int]:
+    """Tiles as wide as the radius (a tile of width tw wastes (tw + 2r) / (2r + 1) of its
+    candidates; a narrower one copies more neighbourhood per target) and as tall as keeps a
+    tile's similarities within TILE_SIMILARITIES (height costs no candidates). Measured on CPU."""
+    tile_w = max(4, min(width, radius))
+    row_cells = tile_w * (tile_w + 2 * radius) * (2 * radius + 1) * num_refs
+    tile_h = max(1, min(height, _TILE_SIMILARITIES // row_cells))
+    return tile_h, tile_w
+
+
+def _padded_keys(keys: Tensor, radius: int, pad: tuple[int, int]) -> Tensor:
+    """keys (B, N, C, h, w) -> (B, N, C+1, h', w') float32, padded as :func:`_pad` with zeros and
+    one more channel: 0 inside the image, -BLOCKED outside (built in place, one copy)."""
+    batch, count, channels, height, width = keys.shape
+    padded = keys.new_zeros(
+        (batch, count, channels + 1, height + 2 * radius + pad[0], width + 2 * radius + pad[1]), dtype=torch.float32
+    )
+    padded[:, :, :channels, radius : radius + height, radius : radius + width] = keys
+    padded[:, :, channels] = -_BLOCKED
+    padded[:, :, channels, radius : radius + height, radius : radius + width] = 0.0
+    return padded
 
 
 def _pad(maps: Tensor, margin: int, pad: tuple[int, int], fill: float) -> Tensor:
@@ -315,38 +329,45 @@ def _pad(maps: Tensor, margin: int, pad: tuple[int, int], fill: float) -> Tensor
 
 
 def _windows(
-    maps: Tensor, size: int, margin: int, pad: tuple[int, int], stride: int | None = None, fill: float = 0.0
+    maps: Tensor,
+    size: tuple[int, int],
+    margin: int,
+    pad: tuple[int, int],
+    stride: tuple[int, int] | None = None,
+    fill: float = 0.0,
 ) -> Tensor:
     """maps: (B, N, C, h, w) (or (B, C, h, w), read as N = 1), padded as :func:`_pad`.
-    Returns a strided view (B, tiles_y, tiles_x, C, N, size, size) of the square windows of
-    ``size`` every ``stride`` cells; :func:`_flat` copies a chunk of them out."""
+    Returns a strided view (B, tiles_y, tiles_x, C, N, size_y, size_x) of the windows of
+    ``size`` cells every ``stride`` cells, tiles row-major. No copy."""
     if maps.ndim == 4:
         maps = maps[:, None]
     stride = stride or size
     padded = _pad(maps, margin, pad, fill) if margin or any(pad) else maps.contiguous()
     batch, count, channels, height, width = padded.shape
-    tiles_y, tiles_x = (height - size) // stride + 1, (width - size) // stride + 1
+    tiles_y, tiles_x = (height - size[0]) // stride[0] + 1, (width - size[1]) // stride[1] + 1
     s_b, s_n, s_c, s_y, s_x = padded.stride()
     return padded.as_strided(
-        (batch, tiles_y, tiles_x, channels, count, size, size),
-        (s_b, stride * s_y, stride * s_x, s_c, s_n, s_y, s_x),
+        (batch, tiles_y, tiles_x, channels, count, *size),
+        (s_b, stride[0] * s_y, stride[1] * s_x, s_c, s_n, s_y, s_x),
     )
 
 
-def _flat(windows: Tensor) -> Tensor:
-    """(B, n, C, N, s, s) windows -> (B*n, C, N*s*s), the N maps' windows side by side (a copy)."""
-    return windows.reshape(windows.shape[0] * windows.shape[1], windows.shape[2], -1)
+def _window_rows(window: Tensor, tile_h: int, row_len: int, window_len: int) -> Tensor:
+    """window: (C, N, span_y, span_x) view of one tile's neighbourhood. Copies it rows first,
+    (C, span_y * N * span_x), and returns (tile_h, C, window_len): for target row t, the 2r + 1
+    reference rows t .. t + 2r of every frame (overlapping views of the one copy)."""
+    rows_first = window.permute(0, 2, 1, 3).reshape(window.shape[0], -1)
+    return rows_first.as_strided((tile_h, rows_first.shape[0], window_len), (row_len, rows_first.stride(0), 1))
 
 
 @functools.lru_cache(maxsize=16)
-def _window_bias(tile: int, radius: int, num_refs: int, device: str) -> Tensor:
-    """(tile*tile, N*span*span): -BLOCKED where the reference cell is outside the target's window."""
-    span = tile + 2 * radius
-    qy, qx = (c.flatten() for c in torch.meshgrid(torch.arange(tile), torch.arange(tile), indexing="ij"))
-    ry, rx = (c.flatten() - radius for c in torch.meshgrid(torch.arange(span), torch.arange(span), indexing="ij"))
-    far = ((qy[:, None] - ry[None]).abs() > radius) | ((qx[:, None] - rx[None]).abs() > radius)
-    bias = torch.zeros(far.shape).masked_fill_(far, -_BLOCKED)
-    return bias.repeat(1, num_refs).to(device)
+def _column_bias(tile_w: int, radius: int, num_refs: int, device: str) -> Tensor:
+    """(tile_w, (2r+1) * N * span_x): -BLOCKED where the reference column is beyond ``radius``
+    of the target's column (the rows are exactly the window's: see :func:`_window_rows`)."""
+    span_x = tile_w + 2 * radius
+    offset = torch.arange(span_x)[None] - radius - torch.arange(tile_w)[:, None]  # (tile_w, span_x)
+    bias = torch.zeros(offset.shape).masked_fill_(offset.abs() > radius, -_BLOCKED)
+    return bias.repeat(1, num_refs * (2 * radius + 1)).to(device)
 
 
 def _weighted_sum(similarity: Tensor, values: Tensor, topk: int | None) -> Tensor:
@@ -375,28 +396,27 @@ def _topk_pairs(similarity: Tensor, values: Tensor, topk: int | None) -> Tensor:
 
 def _topk(similarity: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """``similarity.topk(k, dim=-1)`` in two stages, the same values (indices may differ only
-    between equal values): the k groups of ``g`` consecutive candidates with the largest maxima
-    hold the k largest values, since every other candidate is at most the k-th of those maxima.
-    torch's top-k costs grow with the row length; a max over groups is much cheaper."""
-    group = _group_size(similarity.shape[-1], k)
-    if group is None:
+    between equal values). The candidates are split into G groups (candidate i in group i mod G);
+    the k groups with the largest maxima hold the k largest values, since every other candidate
+    is at most the k-th of those maxima. torch's top-k costs grow with the row length, while the
+    maxima of strided groups are one vectorised pass."""
+    count = _group_count(similarity.shape[-1], k)
+    if count is None:
         return similarity.topk(k, dim=-1)
-    grouped = similarity.unflatten(-1, (-1, group))  # (..., G, g)
-    _, best_groups = grouped.amax(dim=-1).topk(k, dim=-1, sorted=False)  # (..., k)
-    picked = torch.gather(grouped, -2, best_groups[..., None].expand(*best_groups.shape, group))
-    scores, position = picked.flatten(-2).topk(k, dim=-1)
-    index = torch.gather(best_groups, -1, torch.div(position, group, rounding_mode="floor")) * group + position % group
-    return scores, index
+    maxima = similarity.unflatten(-1, (-1, count)).amax(dim=-2)  # (..., G)
+    _, best_groups = maxima.topk(k, dim=-1, sorted=False)  # (..., k)
+    members = torch.arange(0, similarity.shape[-1], count, device=similarity.device)  # (g,)
+    index = (best_groups[..., None] + members).flatten(-2)  # (..., k*g)
+    scores, position = torch.gather(similarity, -1, index).topk(k, dim=-1)
+    return scores, torch.gather(index, -1, position)
 
 
 @functools.lru_cache(maxsize=64)
-def _group_size(length: int, k: int) -> int | None:
-    """A divisor g of ``length`` near sqrt(length / k) leaving at least 4k groups, or None
-    when rows are too short for two stages to pay off."""
+def _group_count(length: int, k: int) -> int | None:
+    """A divisor G of ``length`` near sqrt(k * length), with at least 4k groups, or None when
+    rows are too short for two stages to pay off."""
     if length < 64 * k:
         return None
-    ideal = int((length / k) ** 0.5)
-    for group in sorted(range(8, 4 * ideal), key=lambda g: abs(g - 1.5 * ideal)):
-        if length % group == 0 and length // group >= 4 * k:
-            return group
-    return None
+    ideal = (k * length) ** 0.5
+    divisors = [g for g in range(4 * k, length // 2 + 1) if length % g == 0]
+    return min(divisors, key=lambda g: abs(g - ideal), default=None)
