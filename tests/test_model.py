@@ -47,6 +47,17 @@ def test_per_frame_head_gives_the_same_embedding_alone_or_in_a_clip() -> None:
         torch.testing.assert_close(model.encode(frames)[1:2], model.encode(frames[1:2]))
 
 
+def test_inference_layout_encodes_the_same_numbers() -> None:
+    torch.manual_seed(0)
+    model = ColorizationNet(TINY).eval()
+    frames = torch.rand(2, 3, 24, 40)
+    with torch.no_grad():
+        expected = model.encode(frames)
+        fast = model.for_inference()
+        assert fast.trunk.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(fast.encode(frames), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_head_conv_with_temporal_kernel_one_equals_conv3d() -> None:
     conv = HeadConv(5, 7, temporal_kernel=1, bias=True)
     x = torch.randn(2, 5, 3, 6, 6)

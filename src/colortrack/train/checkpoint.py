@@ -157,7 +157,7 @@ def warm_start(model: nn.Module, path: str | os.PathLike) -> None:
 
 def load_embedder(path: str | os.PathLike, device: torch.device | None = None) -> ColorizationNet:
     """The trained network of a checkpoint (run folder, checkpoint folder or .safetensors file),
-    on ``device`` (default CPU), in eval mode."""
+    on ``device`` (default CPU), ready for inference (:meth:`ColorizationNet.for_inference`)."""
     meta = read_meta(path)
     try:
         config = ModelConfig.from_dict(meta["model_config"])
@@ -165,7 +165,7 @@ def load_embedder(path: str | os.PathLike, device: torch.device | None = None) -
         raise InputError(path, f"checkpoint has an invalid model_config ({err})") from err
     model = ColorizationNet(config)
     load_weights(model, path)
-    return model.to(device or torch.device("cpu")).eval()
+    return model.to(device or torch.device("cpu")).for_inference()
 
 
 def load_color_centers(path: str | os.PathLike) -> Tensor:
