@@ -148,9 +148,10 @@ def test_two_stage_topk_finds_the_same_values_as_torch(shape):
     assert torch.equal(torch.gather(similarity, -1, index), scores)
 
 
-def test_local_equals_dense_at_the_default_window():
-    """Radius 12 and top-10 over 4 frames: the tiles, chunks and two-stage top-k of real use."""
-    queries, keys, values = random_inputs(seed=4, batch=1, refs=4, channels=16, labels=3, height=30, width=41)
+@pytest.mark.parametrize("refs", [4, 20])
+def test_local_equals_dense_at_the_default_window(refs):
+    """Radius 12 and top-10 over 4 or 20 frames: the tile shapes and two-stage top-k of real use."""
+    queries, keys, values = random_inputs(seed=4, batch=1, refs=refs, channels=16, labels=3, height=30, width=41)
     config = AffinityConfig(temperature=1.0, topk=10, radius=12)
     expected = attend_dense(queries.float(), keys.float(), values.float(), config)
     assert torch.allclose(attend(queries, keys, values, config), expected, atol=1e-5)
