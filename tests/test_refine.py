@@ -229,6 +229,10 @@ def test_eval_and_colorize_with_refinement(tmp_path, exported):
     assert VideoReader(out).info.num_frames == 4
     assert json.loads(out.with_suffix(".json").read_text())["refiner"] == str(exported)
     assert main([*colorize, "--refine", "--refiner", str(tmp_path / "missing")]) == 2
+    assert main(colorize) == 0  # refinement is on by default, with the shipped weights
+    assert json.loads(out.with_suffix(".json").read_text())["refiner"] == "refiner"
+    assert main([*colorize, "--no-refine"]) == 0
+    assert json.loads(out.with_suffix(".json").read_text())["refiner"] is None
 
 
 def test_shipped_refiner_loads_strictly():

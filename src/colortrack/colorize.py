@@ -159,7 +159,9 @@ def predict_ab(
         raise ValueError(f"reference frames {sorted(references)} outside 0..{len(embeddings) - 1}")
     if confidence is not None:
         if config.affinity.topk is None:
-            raise InputError("--topk", "the warp confidence (refinement) needs a top-k; 0 (all) is not allowed")
+            raise InputError(
+                "--topk", "the warp confidence (refinement) needs a top-k; 0 (all) is not allowed (add --no-refine)"
+            )
         confidence[:] = [None] * len(embeddings)
         for index, ab in references.items():
             confidence[index] = torch.ones(ab.shape[-2:], device=ab.device)

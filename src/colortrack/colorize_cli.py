@@ -10,7 +10,7 @@ from colortrack.errors import InputError
 from colortrack.refine import SHIPPED
 
 # Refinement is on by default once the shipped weights beat plain warping (docs/benchmarks.md).
-REFINE_BY_DEFAULT = False
+REFINE_BY_DEFAULT = True
 
 
 def add_colorize_parser(commands) -> None:

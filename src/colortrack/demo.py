@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from colortrack.colorize import ColorizeConfig, colorize_video, embedder_temperature, to_gray
+from colortrack.colorize_cli import REFINE_BY_DEFAULT
 from colortrack.io.atomic import make_dirs
 from colortrack.io.masks import read_mask, write_mask
 from colortrack.io.video import VideoReader, VideoWriter
@@ -17,6 +18,7 @@ from colortrack.methods import SHIPPED_MODEL, make_propagator, resolve_preset
 from colortrack.metrics.color import psnr
 from colortrack.metrics.davis import evaluate_sequence, format_table, summarize
 from colortrack.pipeline import track_video
+from colortrack.refine import SHIPPED as SHIPPED_REFINER
 from colortrack.synthetic import make_video
 from colortrack.tracker import pick_device
 
@@ -55,7 +57,8 @@ def _colorize_demo(frames: np.ndarray, out_dir: Path, args: argparse.Namespace) 
     Image.fromarray(frames[0]).save(reference_path)
     colorized_path = out_dir / "colorized.mp4"
     config = ColorizeConfig.for_method("propagate", temperature=embedder_temperature(SHIPPED_MODEL))
-    colorize_video(gray_path, [f"{reference_path}@0"], colorized_path, config, progress=not args.quiet)
+    refiner = SHIPPED_REFINER if REFINE_BY_DEFAULT else None
+    colorize_video(gray_path, [f"{reference_path}@0"], colorized_path, config, refiner=refiner, progress=not args.quiet)
     colorized = VideoReader(colorized_path).read_all()
     scores = [psnr(pred, truth) for pred, truth in zip(colorized[1:], frames[1:])]
     print(f"colorized {gray_path} from {reference_path}: {colorized_path}, PSNR {np.mean(scores):.1f} dB")

@@ -8,6 +8,7 @@ true ones. Multi-process: ``torchrun --nproc_per_node N -m colortrack.train.refi
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from dataclasses import replace
@@ -79,7 +80,8 @@ def run_train_refiner(args: argparse.Namespace) -> int:
     checkpoint, step, loss = train_refiner(config, resume=args.resume)
     if os.environ.get("RANK", "0") != "0":
         return 0
-    print(f"trained to step {step} (loss {loss:.4f}); checkpoint {checkpoint}")
+    trained = "already at" if math.isnan(loss) else "trained to"
+    print(f"{trained} step {step}" + ("" if math.isnan(loss) else f" (loss {loss:.4f})") + f"; checkpoint {checkpoint}")
     if args.export is not None:
         print(f"wrote {export_weights(checkpoint, args.export)}")
     return 0
