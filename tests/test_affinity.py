@@ -24,8 +24,8 @@ def test_banded_equals_dense_masked_reference(topk, radius, chunk_size):
 
 def test_chunked_equals_unchunked():
     queries, keys, values = random_inputs(seed=1, height=16, width=5)
-    whole = attend(queries, keys, values, AffinityConfig(radius=3, topk=5, chunk_size=10_000))
-    pieces = attend(queries, keys, values, AffinityConfig(radius=3, topk=5, chunk_size=7))
+    whole = attend(queries, keys, values, AffinityConfig(radius=None, topk=5, chunk_size=10_000))
+    pieces = attend(queries, keys, values, AffinityConfig(radius=None, topk=5, chunk_size=7))
     assert torch.allclose(whole, pieces, atol=1e-6)
 
 

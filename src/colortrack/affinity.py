@@ -5,10 +5,10 @@ reference pixels i (Vondrick et al., Eq. 1-2). Training (colour copying), mask, 
 propagation all call :func:`attend`; only the value tensor differs.
 
 Reference pixels can be restricted to a square window of ``radius`` feature cells around the
-target position and to the ``topk`` most similar candidates. The work is split into bands of
-target rows: each band only meets the reference rows within ``radius`` of it, so memory is bounded
-by ``chunk_size`` target pixels times the band's candidates, whatever the frame size or the
-number of label channels.
+target position and to the ``topk`` most similar candidates. With a window, the work goes a tile of
+targets at a time, each meeting only the reference cells of its window (never a dense affinity
+masked afterwards), so memory is bounded by a tile's window whatever the frame size or the number
+of label channels; without one, in chunks of ``chunk_size`` targets.
 
 Two optional restrictions (colourization, :mod:`colortrack.colorize`):
 
@@ -39,7 +39,8 @@ class AffinityConfig:
     temperature: softmax temperature T.
     topk: keep only the k most similar reference pixels per target (None: all).
     radius: restrict references to |dy| <= radius and |dx| <= radius feature cells (None: global).
-    chunk_size: at most this many target pixels are processed at once.
+    chunk_size: without a radius (and with candidates), at most this many target pixels are
+        processed at once; with a radius the work goes one tile at a time (:func:`_tile_shape`).
     """
 
     temperature: float = 0.05
