@@ -472,10 +472,19 @@ class Colorizer:
                 yield compose(lightness(frame, self.device), ref_full.get(t, predicted[t]))
             return
         lights = [lightness(frame, self.device) for frame in frames]
-        refined = refine_frames(self.refiner, lights, predicted, confidence, ref_full)
+        refined = self.refine(lights, predicted, confidence, ref_full)
         bar = tqdm(refined, total=len(lights), desc="refining", unit="frame", disable=not progress)
-        for light, ab in zip(lights, bar):
-            yield compose(light, ab)
+        for t, (light, ab) in enumerate(zip(lights, bar)):
+            yield compose(light, ref_full.get(t, ab))
+
+    def refine(
+        self, lights: list[Tensor], predicted: list[Tensor], confidence: list[Tensor], references: dict[int, Tensor]
+    ) -> Iterator[Tensor]:
+        """The refined ab (2, h, w) of every frame, in time order, at the embedding input size: the
+        scale G was trained at (cells of the embedder's stride); as good as refining 854x480
+        frames at full size and 5x faster (docs/benchmarks.md). :func:`compose` scales it up."""
+        size = self._sizer.input_size(tuple(lights[0].shape[-2:]))
+        return refine_frames(self.refiner, lights, predicted, confidence, references, size=size)
 
     def track_instances(
         self, frames: Iterable[np.ndarray], index: int, mask: np.ndarray, grid: tuple[int, int], num_frames: int

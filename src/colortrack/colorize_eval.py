@@ -46,7 +46,7 @@ from colortrack.errors import InputError
 from colortrack.io.atomic import atomic_write_json, make_dirs
 from colortrack.io.davis import DavisDataset, DavisSequence
 from colortrack.metrics.color import ColorScores
-from colortrack.refine import SHIPPED, Refiner, load_refiner, refine_frames
+from colortrack.refine import SHIPPED, Refiner, load_refiner
 
 REFERENCE_SETTINGS = ("first", "10th", "first+last")
 BASELINES = ("copy", "flow", "cells")
@@ -148,7 +148,7 @@ def _evaluate_sequence(
     objects = (masks > 0) & (masks != 255)
     references = reference_frames(config.refs, len(frames))
     gray = [to_gray(frame) for frame in frames]  # for the flow baseline
-    colorizer = Colorizer(embedder, _method_config("propagate", config), device)
+    colorizer = Colorizer(embedder, _method_config("propagate", config), device, refiner)
     start = time.perf_counter()
     lights = [lightness(frame, device) for frame in frames]  # what a colour input is reduced to
     embeddings = [colorizer.embed(light) for light in lights]
@@ -176,7 +176,7 @@ def _evaluate_sequence(
             seconds += embed_seconds
             if name.endswith(REFINE_SUFFIX):
                 start = time.perf_counter()
-                predicted = list(refine_frames(refiner, lights, predicted, confidence, true_ab))
+                predicted = list(colorizer.refine(lights, predicted, confidence, true_ab))
                 seconds += time.perf_counter() - start
         scores = ColorScores()
         for t, frame in enumerate(frames):
