@@ -446,8 +446,8 @@ class Colorizer:
         """frames: (H, W, 3) uint8 RGB, gray or colour; it is iterated twice (a VideoReader or a
         sequence of frames, not a generator). references: frame index -> colour image of that
         frame (H, W, 3) uint8. instances: optional (frame index, (H, W) object ids, 255 void).
-        Yields the colourized frames (H, W, 3) uint8: every frame's own L, predicted ab (refined at
-        full resolution when the colorizer has a refiner)."""
+        Yields the colourized frames (H, W, 3) uint8: every frame's own L, predicted ab (refined
+        when the colorizer has a refiner, see :meth:`refine`)."""
         embeddings = []
         native = None
         for frame in tqdm(frames, desc="embedding", unit="frame", disable=not progress):

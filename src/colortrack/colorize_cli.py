@@ -33,7 +33,7 @@ def add_colorize_parser(commands) -> None:
         "--refine",
         action=argparse.BooleanOptionalAction,
         default=REFINE_BY_DEFAULT,
-        help="refine the warped colours at full resolution with --refiner "
+        help="refine the warped colours with --refiner (Akimoto et al.'s third stage) "
         f"(default {'on' if REFINE_BY_DEFAULT else 'off'})",
     )
     _add_colorize_options(parser)

@@ -13,7 +13,7 @@ not references. Two baselines and a ceiling are measured in the same run:
 A method name may end in ``+inst``: colours are then only copied within object instances, from
 the reference frame's annotated mask carried through the video by our own mask tracker (a
 stand-in for the instance segmentation of Akimoto et al.). It may then end in ``+refine``: the
-method's warped ab, with its confidence, refined at full resolution by the refiner
+method's warped ab, with its confidence, refined by the refiner
 (:mod:`colortrack.refine`); the unrefined and refined variants share one warping.
 """
 

@@ -1,5 +1,5 @@
 """Colourization refinement (Akimoto et al., third stage): a small encoder-decoder G that turns the
-warped ab of a frame into its refined ab, at the frame's own resolution, guided by its luminance.
+warped ab of a frame into its refined ab, guided by its luminance (at the size the caller picks).
 
 G sees, for frame t: L of frames t-1 and t, the refined ab of frame t-1, the warped ab of frame t
 (upsampled from the feature grid) and the warp confidence S_t (the largest affinity weight of each
