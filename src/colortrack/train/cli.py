@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 from colortrack.errors import InputError, run_with_clear_errors
@@ -55,32 +55,39 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Every option defaults to None: unset options take TrainConfig's default, or on --resume
     the run's saved value."""
+    add_common_arguments(parser, TrainConfig, "config.json, log.csv, checkpoints/, ckpt")
     add = parser.add_argument
-    add("--data", nargs="+", type=Path, help="folders searched recursively for videos and frame folders")
-    add("--out", type=Path, required=True, help="run folder: config.json, log.csv, checkpoints/, ckpt")
-    add("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
-    add("--steps", type=int, help="total optimizer steps (default 10000)")
-    add("--batch-size", type=int, help="clips per step and process (default 16)")
     add("--model", choices=sorted(MODEL_PRESETS), help="network preset (default small)")
     add("--input", choices=INPUT_MODES, help="network input: gray (L only, default) or lab (with channel dropout)")
     add("--init", type=Path, help="checkpoint whose weights start the run (a gray one may start a lab run)")
     add("--crop-size", type=int, help="square crop side (default 128 for small, 256 for resnet18)")
-    add("--cache-short-side", type=int, help="frames are cached at this short side (default 240)")
-    add("--cache-dir", type=Path, help="frame cache folder (default RUN_DIR/cache)")
-    add("--fps", type=float, help="frames per second kept from each video (default 6)")
-    add("--lr", nargs="+", metavar="[STEP:]LR", help="learning rate schedule, e.g. 1e-3 40000:1e-4")
     add("--num-colors", type=int, help="k-means colour clusters (default 16)")
     add("--kmeans-samples", type=int, help="ab samples for k-means (default 20000)")
     add("--temperature", type=float, help="softmax temperature of the training affinity (default 1)")
     add("--channel-dropout", type=float, help="lab input: share of clips with ab or L zeroed (default 0.5)")
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, config_class: type, run_files: str) -> None:
+    """The options of every trainer (``train``, ``train-refiner``); help shows ``config_class``'s defaults."""
+    default = {field.name: field.default for field in fields(config_class)}
+    add = parser.add_argument
+    add("--data", nargs="+", type=Path, help="folders searched recursively for videos and frame folders")
+    add("--out", type=Path, required=True, help=f"run folder: {run_files}")
+    add("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    add("--steps", type=int, help=f"total optimizer steps (default {default['steps']})")
+    add("--batch-size", type=int, help=f"samples per step and process (default {default['batch_size']})")
+    add("--cache-short-side", type=int, help=f"frames are cached at this short side (default {default['cache_short_side']})")
+    add("--cache-dir", type=Path, help="frame cache folder (default RUN_DIR/cache; another run's may be shared)")
+    add("--fps", type=float, help=f"frames per second kept from each video (default {default['fps']:g})")
+    add("--lr", nargs="+", metavar="[STEP:]LR", help="learning rate schedule, e.g. 1e-3 40000:1e-4 (default 1e-3)")
     add("--precision", choices=PRECISIONS, help="fp32 (default), bf16, fp16 or auto")
     add("--workers", type=int, help="data loader processes (default 0)")
     add("--device", help="auto (default), cpu, cuda, ...")
-    add("--log-every", type=int, help="steps between log.csv rows (default 10)")
-    add("--checkpoint-every", type=int, help="steps between checkpoints (default 500)")
-    add("--keep-checkpoints", type=int, help="checkpoints kept, 0 = all (default 3)")
-    add("--seed", type=int, help="seed of the initial weights and of the clip sampling (default 0)")
-    add("--quiet", action="store_true", help="no progress bar")
+    add("--log-every", type=int, help=f"steps between log.csv rows (default {default['log_every']})")
+    add("--checkpoint-every", type=int, help=f"steps between checkpoints (default {default['checkpoint_every']})")
+    add("--keep-checkpoints", type=int, help=f"checkpoints kept, 0 = all (default {default['keep_checkpoints']})")
+    add("--seed", type=int, help=f"seed of the initial weights and of the sampling (default {default['seed']})")
+    add("--quiet", action="store_true", help="no progress bars")
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -94,7 +101,13 @@ def run_train(args: argparse.Namespace) -> int:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig the options ask for. On --resume: the run's saved one, where only the
     options in RESUMABLE may be changed."""
-    given = {field: getattr(args, option) for option, field in _OPTIONS.items() if getattr(args, option) is not None}
+    return merged_config(args, given_options(args, _OPTIONS), TrainConfig(), load_run_config, RESUMABLE)
+
+
+def given_options(args: argparse.Namespace, options: dict[str, str]) -> dict:
+    """The config fields the command line sets: ``options`` (option -> field) given a value, with
+    paths as strings, plus --lr, --data and --quiet."""
+    given = {field: getattr(args, option) for option, field in options.items() if getattr(args, option) is not None}
     given = {key: str(value) if isinstance(value, Path) else value for key, value in given.items()}
     if args.lr is not None:
         given["lr_schedule"] = parse_lr_schedule(args.lr)
@@ -102,13 +115,19 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         given["data"] = [str(path) for path in args.data]
     if args.quiet:
         given["progress"] = False
-    saved = load_run_config(args.out) if args.resume and (args.out / "config.json").is_file() else None
+    return given
+
+
+def merged_config(args: argparse.Namespace, given: dict, default, load_saved, resumable: tuple[str, ...]):
+    """``default`` with ``given`` fields; on --resume the run's saved config (``load_saved(out)``)
+    with ``given`` fields, of which only ``resumable`` ones may differ from the saved values."""
+    saved = load_saved(args.out) if args.resume and (args.out / "config.json").is_file() else None
     if saved is None:
-        return replace(TrainConfig(), out=str(args.out), **given)
-    fixed = {key: value for key, value in given.items() if key not in RESUMABLE and value != getattr(saved, key)}
+        return replace(default, out=str(args.out), **given)
+    fixed = {key: value for key, value in given.items() if key not in resumable and value != getattr(saved, key)}
     if fixed:
         names = ", ".join("--" + key.replace("_", "-") for key in sorted(fixed))
-        raise InputError(args.out, f"cannot change {names} when resuming (only {', '.join(RESUMABLE)})")
+        raise InputError(args.out, f"cannot change {names} when resuming (only {', '.join(resumable)})")
     return replace(saved, out=str(args.out), **given)
 
 

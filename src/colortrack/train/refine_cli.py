@@ -11,12 +11,11 @@ import argparse
 import math
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from colortrack.colorize import METHODS
 from colortrack.errors import InputError, run_with_clear_errors
-from colortrack.train.cli import parse_lr_schedule
+from colortrack.train.cli import add_common_arguments, given_options, merged_config
 from colortrack.train.refine_trainer import (
     RESUMABLE,
     RefineTrainConfig,
@@ -24,7 +23,6 @@ from colortrack.train.refine_trainer import (
     load_refine_run_config,
     train_refiner,
 )
-from colortrack.train.trainer import PRECISIONS
 
 _OPTIONS = (
     "embedder", "method", "input_height", "cache_short_side", "cache_dir", "fps", "segment_frames",
@@ -46,33 +44,17 @@ def add_train_refiner_parser(subparsers) -> argparse.ArgumentParser:
 def add_train_refiner_arguments(parser: argparse.ArgumentParser) -> None:
     """Every option defaults to None: unset options take RefineTrainConfig's default, or on
     --resume the run's saved value."""
+    add_common_arguments(parser, RefineTrainConfig, "config.json, log.csv, warps/, checkpoints/, ckpt")
     add = parser.add_argument
-    add("--data", nargs="+", type=Path, help="folders searched recursively for videos and frame folders")
-    add("--out", type=Path, required=True, help="run folder: config.json, log.csv, warps/, checkpoints/, ckpt")
-    add("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
-    add("--embedder", help="embedder of the warping: 'gray' (default) or a checkpoint")
+    add("--embedder", help="embedder of the warping: 'model' (the shipped one, default), 'gray' or a checkpoint")
     add("--method", choices=METHODS, help="warping method (default propagate)")
     add("--input-height", type=int, help="frames are resized to this height before embedding (default 240)")
-    add("--cache-short-side", type=int, help="frames are cached at this short side (default 240)")
-    add("--cache-dir", type=Path, help="frame cache folder (default RUN_DIR/cache; another run's may be shared)")
-    add("--fps", type=float, help="frames per second kept from each video (default 6)")
     add("--segment-frames", type=int, help="frames per warped segment, the first is the reference (default 10)")
     add("--segments-per-video", type=int, help="warped segments per video (default 1)")
-    add("--steps", type=int, help="total optimizer steps (default 2000)")
-    add("--batch-size", type=int, help="samples per step and process (default 16)")
     add("--crop-size", type=int, help="square crop side (default 96)")
-    add("--lr", nargs="+", metavar="[STEP:]LR", help="learning rate schedule (default 1e-3)")
     add("--perfect", type=float, help="share of steps given the true colours as warped (default 0.1)")
     add("--temporal-weight", type=float, help="weight of the temporal term (default 0.3)")
-    add("--precision", choices=PRECISIONS, help="fp32 (default), bf16, fp16 or auto")
-    add("--workers", type=int, help="data loader processes (default 0)")
-    add("--device", help="auto (default), cpu, cuda, ...")
-    add("--log-every", type=int, help="steps between log.csv rows (default 10)")
-    add("--checkpoint-every", type=int, help="steps between checkpoints (default 250)")
-    add("--keep-checkpoints", type=int, help="checkpoints kept, 0 = all (default 3)")
-    add("--seed", type=int, help="seed of the initial weights and of the sampling (default 0)")
     add("--export", type=Path, metavar="WEIGHTS.safetensors", help="afterwards, write the weights and WEIGHTS.json")
-    add("--quiet", action="store_true", help="no progress bars")
 
 
 def run_train_refiner(args: argparse.Namespace) -> int:
@@ -89,28 +71,13 @@ def run_train_refiner(args: argparse.Namespace) -> int:
 
 def config_from_args(args: argparse.Namespace) -> RefineTrainConfig:
     """The config the options ask for; on --resume the saved one, with only RESUMABLE changes."""
-    given = {name: getattr(args, name) for name in _OPTIONS if getattr(args, name) is not None}
-    given = {key: str(value) if isinstance(value, Path) else value for key, value in given.items()}
-    if args.lr is not None:
-        given["lr_schedule"] = parse_lr_schedule(args.lr)
-    if args.data is not None:
-        given["data"] = [str(path) for path in args.data]
-    if args.quiet:
-        given["progress"] = False
-    for name in ("perfect",):
-        if name in given and not 0 <= given[name] <= 1:
-            raise InputError("--" + name, f"must be between 0 and 1, got {given[name]}")
+    given = given_options(args, {name: name for name in _OPTIONS})
+    if "perfect" in given and not 0 <= given["perfect"] <= 1:
+        raise InputError("--perfect", f"must be between 0 and 1, got {given['perfect']}")
     for name in ("steps", "batch_size", "segment_frames", "segments_per_video", "crop_size"):
         if name in given and given[name] < 1:
             raise InputError("--" + name.replace("_", "-"), f"must be positive, got {given[name]}")
-    saved = load_refine_run_config(args.out) if args.resume and (args.out / "config.json").is_file() else None
-    if saved is None:
-        return replace(RefineTrainConfig(), out=str(args.out), **given)
-    fixed = {key: value for key, value in given.items() if key not in RESUMABLE and value != getattr(saved, key)}
-    if fixed:
-        names = ", ".join("--" + key.replace("_", "-") for key in sorted(fixed))
-        raise InputError(args.out, f"cannot change {names} when resuming (only {', '.join(RESUMABLE)})")
-    return replace(saved, out=str(args.out), **given)
+    return merged_config(args, given, RefineTrainConfig(), load_refine_run_config, RESUMABLE)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,7 +62,7 @@ class RefineTrainConfig:
 
     data: list[str] = field(default_factory=list)
     out: str = "runs/refiner"
-    embedder: str = "gray"
+    embedder: str = "model"
     method: str = "propagate"
     input_height: int | None = 240
     cache_short_side: int = 240
