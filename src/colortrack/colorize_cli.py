@@ -8,6 +8,7 @@ from pathlib import Path
 from colortrack.colorize import METHODS
 from colortrack.errors import InputError
 from colortrack.refine import SHIPPED
+from colortrack.tracker import PRESETS
 
 # Refinement is on by default once the shipped weights beat plain warping (docs/benchmarks.md).
 REFINE_BY_DEFAULT = True
@@ -102,7 +103,7 @@ def input_height(args: argparse.Namespace) -> int | None:
     """The embedding height: as given (0: native), else the one a trained model was tuned at."""
     if args.input_height is not None:
         return args.input_height or None
-    return None if args.embedder == "gray" else 240
+    return None if args.embedder == "gray" else PRESETS["default"].input_height
 
 
 def run_colorize(args: argparse.Namespace) -> int:

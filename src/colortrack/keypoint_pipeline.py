@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,15 @@ from colortrack.io.video import VideoReader, VideoWriter
 from colortrack.keypoints import PointConfig, clamp_to_frame, collect, iter_points
 from colortrack.metrics.pck import PCK_ALPHAS, PCKCounts, format_pck_table, pck_counts
 from colortrack.overlay import draw_points
-from colortrack.pipeline import _NoWriter, _prepare_output, _remember_last, finished_run, input_fingerprint, start_run
+from colortrack.pipeline import (
+    _NoWriter,
+    _prepare_output,
+    _remember_all,
+    finished_run,
+    input_fingerprint,
+    prefetched,
+    start_run,
+)
 from colortrack.tracker import Propagator
 
 
@@ -56,14 +66,14 @@ def track_points_video(
         _, _, _, visible = read_track_json(keypoints_path)
         return PointsOutput(keypoints_path, overlay_path, len(visible), int((~visible).sum()), skipped=True)
     start_run(out_dir, settings, [keypoints_path, out_dir / "overlay.mp4"])
-    current: list[np.ndarray] = []
-    points = iter_points(propagator, _remember_last(reader, current), keypoints, config)
+    pending: deque[np.ndarray] = deque()
+    points = iter_points(propagator, _remember_all(prefetched(reader), pending), keypoints, config)
     bar = tqdm(points, total=reader.info.num_frames, desc="tracking", unit="frame", disable=not progress)
     decoded = []
     with VideoWriter(overlay_path, reader.info.fps) if overlay_path else _NoWriter() as writer:
         for frame_points in bar:
             decoded.append(frame_points)
-            writer.write(draw_points(current[0], frame_points.xy, frame_points.visible, list(keypoints.edges)))
+            writer.write(draw_points(pending.popleft(), frame_points.xy, frame_points.visible, list(keypoints.edges)))
     track = collect(keypoints, decoded)
     write_track_json(keypoints_path, track)
     return PointsOutput(keypoints_path, overlay_path, track.num_frames, int((~track.visible).sum()))

@@ -117,14 +117,6 @@ def _remember_all(frames: Iterable[np.ndarray], pending: deque[np.ndarray]) -> I
         yield frame
 
 
-def _remember_last(frames: VideoReader, holder: list[np.ndarray]) -> Iterator[np.ndarray]:
-    """Propagators run in lockstep (labels of frame i are yielded before frame i+1 is read), so the
-    frame kept here is the one whose mask comes out next."""
-    for frame in frames:
-        holder[:] = [frame]
-        yield frame
-
-
 def _check_mask_size(mask: np.ndarray, reader: VideoReader, mask_path: Path) -> None:
     info = reader.info
     if mask.shape != (info.height, info.width):
