@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from colortrack.metrics.davis import evaluate_sequence, summarize
+from colortrack.eval.metrics.davis import evaluate_sequence, summarize
 
 try:  # the project's reader when present
     from colortrack.io.masks import read_mask as _project_read_mask

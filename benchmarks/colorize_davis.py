@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from colortrack.cli import main as colortrack
-from colortrack.colorize_eval import TABLE_FIELDS
+from colortrack.cli.main import main as colortrack
+from colortrack.eval.colorize import TABLE_FIELDS
 from colortrack.io.atomic import atomic_write_text
 
 DEFAULT_METHODS = ["propagate", "reference", "spatiotemporal", "spatiotemporal+inst"]

@@ -19,7 +19,7 @@ import re
 import sys
 from pathlib import Path
 
-from colortrack.cli import main as colortrack
+from colortrack.cli.main import main as colortrack
 from colortrack.io.atomic import atomic_write_json, atomic_write_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

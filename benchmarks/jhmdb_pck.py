@@ -17,9 +17,9 @@ import re
 import sys
 from pathlib import Path
 
-from colortrack.cli import main as colortrack
+from colortrack.cli.main import main as colortrack
 from colortrack.io.atomic import atomic_write_json, atomic_write_text
-from colortrack.metrics.pck import PCK_ALPHAS
+from colortrack.eval.metrics.pck import PCK_ALPHAS
 
 DEFAULT_METHODS = ["identity", "flow", "color", "model"]
 

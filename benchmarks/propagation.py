@@ -32,15 +32,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from colortrack.affinity import attend_dense
+from colortrack.core.affinity import attend_dense
 from colortrack.io.atomic import atomic_write_json, atomic_write_text, make_dirs
 from colortrack.io.masks import write_mask
 from colortrack.io.video import VideoWriter
-from colortrack.memory import MemoryConfig
-from colortrack.methods import DEFAULT_METHOD, make_propagator, resolve_preset
-from colortrack.pipeline import track_video
-from colortrack.synthetic import make_video
-from colortrack.tracker import pick_device
+from colortrack.core.memory import MemoryConfig
+from colortrack.models.registry import DEFAULT_METHOD, make_propagator, resolve_preset
+from colortrack.tasks.track_job import track_video
+from colortrack.demo.synthetic import make_video
+from colortrack.core.tracker import pick_device
 
 HEIGHT, WIDTH, LOOP = 480, 854, 48
 
@@ -68,7 +68,7 @@ def run_case(case: dict) -> dict:
     if case["recent"] is not None:
         config = replace(config, memory=MemoryConfig(keep_first=True, recent=case["recent"]))
     if case["dense"]:
-        import colortrack.tracker as tracker_module
+        import colortrack.core.tracker as tracker_module
 
         tracker_module.attend = attend_dense
     start = time.perf_counter()

@@ -22,12 +22,12 @@ import numpy as np
 import torch
 
 from colortrack.io.atomic import atomic_write_json
-from colortrack.model import MODEL_PRESETS, ColorizationNet
-from colortrack.synthetic import make_video
-from colortrack.tracker import pick_device
+from colortrack.models.network import MODEL_PRESETS, ColorizationNet
+from colortrack.demo.synthetic import make_video
+from colortrack.core.tracker import pick_device
 from colortrack.train.data import ClipConfig, ClipDataset, CachedVideo
 from colortrack.train.loss import TRAINING_AFFINITY
-from colortrack.precision import autocast_dtype
+from colortrack.core.precision import autocast_dtype
 from colortrack.train.trainer import train_step
 
 

@@ -29,11 +29,11 @@ from torch import Tensor
 
 from colortrack.io.atomic import make_dirs
 from colortrack.io.davis import DavisDataset
-from colortrack.methods import make_propagator, resolve_preset
-from colortrack.precision import autocast
-from colortrack.metrics.davis import evaluate_sequence, summarize
-from colortrack.segmentation import propagate_mask
-from colortrack.tracker import LabelTracker, TrackConfig, pick_device
+from colortrack.models.registry import make_propagator, resolve_preset
+from colortrack.core.precision import autocast
+from colortrack.eval.metrics.davis import evaluate_sequence, summarize
+from colortrack.tasks.masks import propagate_mask
+from colortrack.core.tracker import LabelTracker, TrackConfig, pick_device
 
 AFFINITY_KEYS = ("temperature", "topk", "radius")
 MEMORY_KEYS = ("recent", "keep_first")

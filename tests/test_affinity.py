@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from colortrack.affinity import AffinityConfig, affinity_topk, attend, attend_dense
+from colortrack.core.affinity import AffinityConfig, affinity_topk, attend, attend_dense
 
 
 def random_inputs(seed=0, batch=2, refs=3, channels=8, labels=5, height=9, width=11):
@@ -138,7 +138,7 @@ def test_affinity_topk_is_the_affinity_that_attend_applies(radius):
 
 @pytest.mark.parametrize("shape", [(3, 7, 5184), (2, 640), (1, 5, 999), (4, 30)])
 def test_two_stage_topk_finds_the_same_values_as_torch(shape):
-    from colortrack.affinity import _topk
+    from colortrack.core.affinity import _topk
 
     similarity = torch.randn(*shape, generator=torch.Generator().manual_seed(3))
     similarity[..., ::3] = -1e30  # blocked candidates, as the window bias makes them

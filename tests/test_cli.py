@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from colortrack.cli import main
+from colortrack.cli.main import main
 from colortrack.io.masks import read_mask, write_mask
 from colortrack.io.video import VideoReader, write_frames_png, write_video
-from colortrack.synthetic import make_video
+from colortrack.demo.synthetic import make_video
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,7 @@ def test_demo_runs_end_to_end(tmp_path):
 
 
 def test_command_line_overrides_the_preset():
-    from colortrack.cli import build_parser, track_config
+    from colortrack.cli.main import build_parser, track_config
 
     args = build_parser().parse_args(
         ["track", "v.mp4", "--mask", "m.png", "--out", "o", "--preset", "paper", "--topk", "5", "--radius", "0", "--recent", "7", "--first-frame", "keep"]

@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from colortrack.cli import main
-from colortrack.colorize import (
+from colortrack.cli.main import main
+from colortrack.tasks.colorize import (
     ColorizeConfig,
     Colorizer,
     _Maps,
@@ -21,12 +21,12 @@ from colortrack.colorize import (
     predict_ab,
     to_gray,
 )
-from colortrack.embedders.gray import LuminancePatchEmbedder
+from colortrack.models.embedders.gray import LuminancePatchEmbedder
 from colortrack.errors import InputError
 from colortrack.io.masks import write_mask
 from colortrack.io.video import VideoReader, write_frames_png, write_video
-from colortrack.lab import lab_to_rgb, rgb_to_lab
-from colortrack.metrics.color import (
+from colortrack.core.lab import lab_to_rgb, rgb_to_lab
+from colortrack.eval.metrics.color import (
     ColorScores,
     outlier_curve,
     outlier_percent,
@@ -34,7 +34,7 @@ from colortrack.metrics.color import (
     psnr,
     rgb_to_ab,
 )
-from colortrack.synthetic import make_video
+from colortrack.demo.synthetic import make_video
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = torch.device("cpu")
@@ -131,7 +131,7 @@ def test_maps_on_a_hand_built_chain():
     maps = _Maps.identity(3, CPU)
     indices = torch.tensor([[0, 1], [1, 2], [2, 0]])
     weights = torch.tensor([[0.9, 0.1], [0.5, 0.5], [0.15, 0.85]])
-    from colortrack.colorize import SpatiotemporalConfig
+    from colortrack.tasks.colorize import SpatiotemporalConfig
 
     config = SpatiotemporalConfig(keep=8, prune=0.0, threshold=0.2, relative=False, max_candidates=8)
     maps = maps.advance(weights, indices, 3, config)

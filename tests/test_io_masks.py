@@ -10,7 +10,7 @@ from PIL import Image
 
 from colortrack.errors import InputError
 from colortrack.io.masks import DAVIS_PALETTE, VOID_ID, LabelMap, read_mask, write_mask
-from colortrack.overlay import draw_points, overlay_masks
+from colortrack.io.overlay import draw_points, overlay_masks
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 DAVIS16 = DATA / "davis2016-train" / "Annotations" / "480p"

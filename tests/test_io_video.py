@@ -12,7 +12,7 @@ from PIL import Image
 from colortrack.errors import InputError
 from colortrack.io.atomic import atomic_write, atomic_write_json, atomic_write_text
 from colortrack.io.video import VideoReader, VideoWriter, write_frames_png, write_video
-from colortrack.synthetic import make_video
+from colortrack.demo.synthetic import make_video
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 

@@ -8,10 +8,10 @@ import scipy.io
 import torch
 import torch.nn.functional as F
 
-from colortrack.affinity import AffinityConfig
-from colortrack.baselines import IdentityPropagator
-from colortrack.cli import main
-from colortrack.embedders.color import LabPatchEmbedder
+from colortrack.core.affinity import AffinityConfig
+from colortrack.models.baselines import IdentityPropagator
+from colortrack.cli.main import main
+from colortrack.models.embedders.color import LabPatchEmbedder
 from colortrack.errors import InputError
 from colortrack.io.keypoints import (
     JHMDB_EDGES,
@@ -23,11 +23,11 @@ from colortrack.io.keypoints import (
     write_track_json,
 )
 from colortrack.io.video import VideoReader, write_frames_png, write_video
-from colortrack.keypoints import Keypoints, decode_maps, iter_points, point_maps, propagate_points
-from colortrack.memory import MemoryConfig
-from colortrack.metrics.pck import PCK_ALPHAS, pck, pck_counts, person_size
-from colortrack.synthetic import make_video, translated_texture
-from colortrack.tracker import PRESETS, LabelTracker, TrackConfig
+from colortrack.tasks.points import Keypoints, decode_maps, iter_points, point_maps, propagate_points
+from colortrack.core.memory import MemoryConfig
+from colortrack.eval.metrics.pck import PCK_ALPHAS, pck, pck_counts, person_size
+from colortrack.demo.synthetic import make_video, translated_texture
+from colortrack.core.tracker import PRESETS, LabelTracker, TrackConfig
 
 SAMPLE_CLIP = "catch/Goal_Keeping_Tips_catch_f_cm_np1_fr_med_2"
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from colortrack.memory import ContextMemory, MemoryConfig
+from colortrack.core.memory import ContextMemory, MemoryConfig
 
 
 def add_frames(memory, indices):

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from colortrack.metrics.davis import (
+from colortrack.eval.metrics.davis import (
     ObjectScores,
     boundary_f,
     boundary_precision_recall,

@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from colortrack.embedders.base import Embedder
-from colortrack.model import MODEL_PRESETS, ColorizationNet, HeadConv, ModelConfig, rgb_to_input
+from colortrack.models.embedders.base import Embedder
+from colortrack.models.network import MODEL_PRESETS, ColorizationNet, HeadConv, ModelConfig, rgb_to_input
 from colortrack.train.loss import colorization_loss
 
 pytestmark = pytest.mark.usefixtures("one_thread")

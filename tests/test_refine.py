@@ -7,14 +7,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from colortrack.cli import main
-from colortrack.colorize import ColorizeConfig, Colorizer, predict_ab
-from colortrack.colorize_eval import check_methods
-from colortrack.embedders.gray import LuminancePatchEmbedder
+from colortrack.cli.main import main
+from colortrack.tasks.colorize import ColorizeConfig, Colorizer, predict_ab
+from colortrack.eval.colorize import check_methods
+from colortrack.models.embedders.gray import LuminancePatchEmbedder
 from colortrack.errors import InputError
-from colortrack.lab import rgb_to_lab
-from colortrack.refine import Refiner, RefinerConfig, load_refiner, refine_frames
-from colortrack.synthetic import make_video
+from colortrack.core.lab import rgb_to_lab
+from colortrack.models.refiner import Refiner, RefinerConfig, load_refiner, refine_frames
+from colortrack.demo.synthetic import make_video
 from colortrack.train.data import CachedVideo
 from colortrack.train.refine_data import RefineDataset, prepare_warps
 from colortrack.train.refine_trainer import export_weights, perfect_batch, refine_step, unrolled_loss
@@ -168,7 +168,7 @@ def test_warped_training_set_is_made_once(tmp_path):
 
 
 def test_exported_weights_load_strictly(tmp_path):
-    from colortrack.refine import FORMAT
+    from colortrack.models.refiner import FORMAT
     from colortrack.train.checkpoint import save_checkpoint
 
     refiner = Refiner(SMALL)
@@ -197,7 +197,7 @@ def test_methods_and_cli_errors(tmp_path, capsys):
 
 @pytest.fixture
 def exported(tmp_path):
-    from colortrack.refine import FORMAT
+    from colortrack.models.refiner import FORMAT
     from colortrack.train.checkpoint import save_checkpoint
 
     meta = {"format": FORMAT, "train_config": {}, "refiner_config": SMALL.to_dict()}
@@ -236,7 +236,7 @@ def test_eval_and_colorize_with_refinement(tmp_path, exported):
 
 
 def test_shipped_refiner_loads_strictly():
-    from colortrack.refine import SHIPPED, shipped_weights
+    from colortrack.models.refiner import SHIPPED, shipped_weights
 
     description = json.loads(shipped_weights().with_suffix(".json").read_text())
     refiner = load_refiner(SHIPPED)

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from colortrack.cli import main
-from colortrack.embed_video import PCAProjection, side_by_side
+from colortrack.cli.main import main
+from colortrack.tasks.embed import PCAProjection, side_by_side
 from colortrack.io.masks import write_mask
 from colortrack.io.video import VideoReader, write_frames_png, write_video
-from colortrack.report import failure_table, odds_ratio, time_profile
-from colortrack.synthetic import make_video
+from colortrack.eval.report import failure_table, odds_ratio, time_profile
+from colortrack.demo.synthetic import make_video
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = [

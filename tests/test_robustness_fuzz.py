@@ -19,7 +19,7 @@ from colortrack.errors import InputError
 from colortrack.io.keypoints import read_points
 from colortrack.io.masks import read_mask
 from colortrack.io.video import VideoReader, write_video
-from colortrack.synthetic import make_video
+from colortrack.demo.synthetic import make_video
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 FEW = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)

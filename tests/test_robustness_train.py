@@ -15,9 +15,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from colortrack.cli import main
+from colortrack.cli.main import main
 from colortrack.io.video import write_frames_png
-from colortrack.synthetic import make_video
+from colortrack.demo.synthetic import make_video
 from colortrack.train import checkpoint as ckpt
 from colortrack.train.trainer import _trim_log
 

@@ -10,9 +10,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from colortrack.errors import InputError
-from colortrack.methods import DEFAULT_METHOD, SHIPPED_MODEL, load_model, make_propagator, resolve_preset, shipped_model_path
-from colortrack.synthetic import translated_texture
-from colortrack.tracker import LabelTracker
+from colortrack.models.registry import DEFAULT_METHOD, SHIPPED_MODEL, load_model, make_propagator, resolve_preset, shipped_model_path
+from colortrack.demo.synthetic import translated_texture
+from colortrack.core.tracker import LabelTracker
 
 
 def test_shipped_model_is_the_default_and_loads():

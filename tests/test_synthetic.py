@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from colortrack.synthetic import make_video, pixel_of, translated_texture
+from colortrack.demo.synthetic import make_video, pixel_of, translated_texture
 
 
 def test_shapes_and_dtypes() -> None:

@@ -3,14 +3,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from colortrack.affinity import AffinityConfig
-from colortrack.baselines import FlowPropagator, IdentityPropagator
-from colortrack.embedders.color import LabPatchEmbedder
+from colortrack.core.affinity import AffinityConfig
+from colortrack.models.baselines import FlowPropagator, IdentityPropagator
+from colortrack.models.embedders.color import LabPatchEmbedder
 from colortrack.io.masks import LabelMap
-from colortrack.memory import MemoryConfig
-from colortrack.segmentation import propagate_mask
-from colortrack.synthetic import make_video, translated_texture
-from colortrack.tracker import PRESETS, LabelTracker, TrackConfig
+from colortrack.core.memory import MemoryConfig
+from colortrack.tasks.masks import propagate_mask
+from colortrack.demo.synthetic import make_video, translated_texture
+from colortrack.core.tracker import PRESETS, LabelTracker, TrackConfig
 
 
 def iou(a, b):

@@ -17,11 +17,11 @@ from safetensors.torch import load_file
 
 from colortrack.errors import InputError
 from colortrack.io.video import write_frames_png, write_video
-from colortrack.model import ColorizationNet, ModelConfig
-from colortrack.synthetic import make_video
-from colortrack.tracker import PRESETS, LabelTracker
+from colortrack.models.network import ColorizationNet, ModelConfig
+from colortrack.demo.synthetic import make_video
+from colortrack.core.tracker import PRESETS, LabelTracker
 from colortrack.train import checkpoint as ckpt
-from colortrack.train.cli import add_train_parser, config_from_args, parse_lr_schedule
+from colortrack.cli.train import add_train_parser, config_from_args, parse_lr_schedule
 from colortrack.train.data import (
     ClipConfig,
     ClipDataset,

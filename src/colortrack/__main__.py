@@ -1,5 +1,5 @@
 import sys
 
-from colortrack.cli import main
+from colortrack.cli.main import main
 
 sys.exit(main())

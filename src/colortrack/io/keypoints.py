@@ -28,7 +28,7 @@ import scipy.io
 
 from colortrack.errors import InputError
 from colortrack.io.atomic import atomic_write_json
-from colortrack.keypoints import Keypoints, KeypointTrack
+from colortrack.tasks.points import Keypoints, KeypointTrack
 
 # The official JHMDB joint order (README of the JHMDB "joint_positions" annotations; "face" is
 # called "head" by some tools).

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from colortrack.errors import InputError
 from colortrack.io.atomic import atomic_write, atomic_write_json, make_dirs
-from colortrack.model import ColorizationNet, ModelConfig
+from colortrack.models.network import ColorizationNet, ModelConfig
 
 CHECKPOINTS = "checkpoints"
 LATEST = "ckpt"

@@ -32,8 +32,8 @@ from tqdm import tqdm
 from colortrack.errors import InputError
 from colortrack.io.atomic import atomic_write, atomic_write_json, make_dirs
 from colortrack.io.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoReader, read_image
-from colortrack.lab import rgb_to_lab
-from colortrack.model import lab_to_input
+from colortrack.core.lab import rgb_to_lab
+from colortrack.models.network import lab_to_input
 from colortrack.train.quantize import quantize
 
 MANIFEST = "manifest.json"

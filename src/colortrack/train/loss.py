@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from colortrack.affinity import AffinityConfig, attend
+from colortrack.core.affinity import AffinityConfig, attend
 
 # Vondrick et al.: a plain softmax of dot products over every reference pixel.
 TRAINING_AFFINITY = AffinityConfig(temperature=1.0, topk=None, radius=None)

@@ -25,10 +25,10 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from colortrack.colorize import Colorizer, chrominance, lightness, predict_ab
+from colortrack.tasks.colorize import Colorizer, chrominance, lightness, predict_ab
 from colortrack.errors import InputError
 from colortrack.io.atomic import atomic_write, make_dirs
-from colortrack.lab import rgb_to_lab
+from colortrack.core.lab import rgb_to_lab
 from colortrack.train.data import CachedVideo, _open
 
 WARPS = "warps"

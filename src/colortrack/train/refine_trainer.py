@@ -1,4 +1,4 @@
-"""Training the colourization refiner (:mod:`colortrack.refine`) on unlabelled colour video.
+"""Training the colourization refiner (:mod:`colortrack.models.refiner`) on unlabelled colour video.
 
 First every segment of the data is warped once by one of our methods (``RUN_DIR/warps``, see
 :mod:`colortrack.train.refine_data`), then G is trained on random crops of three consecutive frames,
@@ -25,10 +25,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from colortrack.colorize import ColorizeConfig, Colorizer, embedder_temperature, make_embedder
+from colortrack.tasks.colorize import ColorizeConfig, Colorizer, embedder_temperature, make_embedder
 from colortrack.errors import InputError
 from colortrack.io.atomic import atomic_write_json, make_dirs
-from colortrack.refine import FORMAT, Refiner, RefinerConfig
+from colortrack.models.refiner import FORMAT, Refiner, RefinerConfig
 from colortrack.train import checkpoint as ckpt
 from colortrack.train.data import StepBatchSampler, find_videos, prepare_cache
 from colortrack.train.refine_data import UNROLL, RefineDataset, WarpSegment, prepare_warps
@@ -45,7 +45,7 @@ from colortrack.train.trainer import (
     lr_at,
 )
 
-STABLE_BELOW = 2.0  # ab units, as the flicker measure (colortrack.metrics.color)
+STABLE_BELOW = 2.0  # ab units, as the flicker measure (colortrack.eval.metrics.color)
 GRAD_CLIP = 1.0  # gradient norm: a run at lr 2e-3 without it diverged after 330 steps
 
 
@@ -263,7 +263,7 @@ def _restore(latest: Path, model: Refiner, optimizer) -> tuple[int, float]:
 def export_weights(checkpoint: str | os.PathLike, weights: str | os.PathLike) -> Path:
     """Copy a refiner checkpoint's weights to ``weights`` (.safetensors) with a ``.json``
     description beside it (format, architecture, training settings, step): what
-    :func:`colortrack.refine.load_refiner` reads."""
+    :func:`colortrack.models.refiner.load_refiner` reads."""
     from colortrack.io.atomic import atomic_write
 
     folder = ckpt.resolve_checkpoint(checkpoint)

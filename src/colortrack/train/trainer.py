@@ -26,12 +26,12 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from colortrack.affinity import AffinityConfig
+from colortrack.core.affinity import AffinityConfig
 from colortrack.errors import InputError
 from colortrack.io.atomic import atomic_write_json, atomic_write_text, make_dirs
-from colortrack.model import INPUT_MODES, MODEL_PRESETS, ColorizationNet, ModelConfig
-from colortrack.precision import PRECISIONS, autocast_dtype
-from colortrack.tracker import pick_device
+from colortrack.models.network import INPUT_MODES, MODEL_PRESETS, ColorizationNet, ModelConfig
+from colortrack.core.precision import PRECISIONS, autocast_dtype
+from colortrack.core.tracker import pick_device
 from colortrack.train import checkpoint as ckpt
 from colortrack.train.data import (
     CachedVideo,

@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from colortrack.affinity import AffinityConfig, attend
-from colortrack.embedders.base import Embedder
-from colortrack.memory import ContextMemory, MemoryConfig
-from colortrack.precision import PRECISIONS, autocast
+from colortrack.core.affinity import AffinityConfig, attend
+from colortrack.models.embedders.base import Embedder
+from colortrack.core.memory import ContextMemory, MemoryConfig
+from colortrack.core.precision import PRECISIONS, autocast
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class TrackConfig:
     input_height: frames are resized to this height (width keeps the aspect ratio) before
     encoding, both rounded to a multiple of the embedder's stride; None keeps the native height.
     precision: autocast of a neural embedder (an ``nn.Module``): fp32, bf16, fp16 or auto (see
-    :func:`colortrack.precision.autocast_dtype`); hand-made embedders and the affinity stay fp32.
+    :func:`colortrack.core.precision.autocast_dtype`); hand-made embedders and the affinity stay fp32.
     """
 
     affinity: AffinityConfig = field(default_factory=AffinityConfig)

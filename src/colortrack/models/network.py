@@ -3,7 +3,7 @@
 Each frame goes through a ResNet trunk (a 4x stem, then stages of basic blocks), two coordinate
 channels in [-1, 1] are appended, and a head of 3D convolutions mixes the frames of the clip and
 outputs one embedding per feature cell. Targets copy reference colours through dot products of
-these embeddings (:func:`colortrack.affinity.attend`).
+these embeddings (:func:`colortrack.core.affinity.attend`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from colortrack.lab import rgb_to_lab
+from colortrack.core.lab import rgb_to_lab
 
 INPUT_MODES = ("gray", "lab")
 _STEM_STRIDE = 4

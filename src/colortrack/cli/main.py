@@ -9,10 +9,10 @@ from pathlib import Path
 
 from colortrack import __version__
 from colortrack.errors import InputError, run_with_clear_errors
-from colortrack.keypoints import PointConfig, default_sigma
-from colortrack.methods import DEFAULT_METHOD, default_preset, make_propagator, resolve_preset
-from colortrack.precision import PRECISIONS
-from colortrack.tracker import PRESETS, Propagator, TrackConfig, pick_device
+from colortrack.tasks.points import PointConfig, default_sigma
+from colortrack.models.registry import DEFAULT_METHOD, default_preset, make_propagator, resolve_preset
+from colortrack.core.precision import PRECISIONS
+from colortrack.core.tracker import PRESETS, Propagator, TrackConfig, pick_device
 
 
 
@@ -120,13 +120,13 @@ def _add_demo(commands) -> None:
 
 
 def _add_train(commands) -> None:
-    from colortrack.train.cli import add_train_parser
+    from colortrack.cli.train import add_train_parser
 
     add_train_parser(commands)
 
 
 def _add_train_refiner(commands) -> None:
-    from colortrack.train.refine_cli import add_train_refiner_parser
+    from colortrack.cli.train_refiner import add_train_refiner_parser
 
     add_train_refiner_parser(commands)
 
@@ -164,7 +164,7 @@ def _comma_list(text: str | None) -> list[str] | None:
 
 
 def _run_track(args: argparse.Namespace) -> int:
-    from colortrack.pipeline import track_video
+    from colortrack.tasks.track_job import track_video
 
     if args.points is not None:
         return _run_track_points(args)
@@ -178,7 +178,7 @@ def _run_track(args: argparse.Namespace) -> int:
 
 
 def _run_eval_davis(args: argparse.Namespace) -> int:
-    from colortrack.evaluate import DavisEvalConfig, evaluate_davis, print_summary
+    from colortrack.eval.davis import DavisEvalConfig, evaluate_davis, print_summary
     from colortrack.io.davis import DavisDataset
 
     names = _comma_list(args.sequences)
@@ -198,7 +198,7 @@ def _run_eval_davis(args: argparse.Namespace) -> int:
 
 
 def _run_track_points(args: argparse.Namespace) -> int:
-    from colortrack.keypoint_pipeline import track_points_video
+    from colortrack.tasks.points_job import track_points_video
 
     config, propagator = configured_propagator(args)
     points = point_config(args, propagator)
@@ -214,7 +214,7 @@ def _run_track_points(args: argparse.Namespace) -> int:
 
 def _run_eval_jhmdb(args: argparse.Namespace) -> int:
     from colortrack.io.jhmdb import find_jhmdb_clips
-    from colortrack.keypoint_pipeline import evaluate_jhmdb, format_results
+    from colortrack.tasks.points_job import evaluate_jhmdb, format_results
 
     names = _comma_list(args.clips)
     clips = find_jhmdb_clips(args.root, names)
@@ -233,31 +233,31 @@ def _run_eval_jhmdb(args: argparse.Namespace) -> int:
 
 
 def _add_colorize(commands) -> None:
-    from colortrack.colorize_cli import add_colorize_parser
+    from colortrack.cli.colorize import add_colorize_parser
 
     add_colorize_parser(commands)
 
 
 def _add_embed(commands) -> None:
-    from colortrack.embed_video import add_embed_parser
+    from colortrack.tasks.embed import add_embed_parser
 
     add_embed_parser(commands)
 
 
 def _add_report(commands) -> None:
-    from colortrack.report import add_report_parser
+    from colortrack.eval.report import add_report_parser
 
     add_report_parser(commands)
 
 
 def _add_eval_colorize(benchmarks) -> None:
-    from colortrack.colorize_cli import add_eval_colorize_parser
+    from colortrack.cli.colorize import add_eval_colorize_parser
 
     add_eval_colorize_parser(benchmarks)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from colortrack.demo import run_demo
+    from colortrack.demo.run import run_demo
 
     return run_demo(args)
 

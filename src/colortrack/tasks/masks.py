@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from colortrack.io.masks import LabelMap
-from colortrack.tracker import Propagator
+from colortrack.core.tracker import Propagator
 
 
 def propagate_mask(

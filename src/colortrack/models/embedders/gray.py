@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from colortrack.lab import rgb_to_lab
+from colortrack.core.lab import rgb_to_lab
 
 
 class LuminancePatchEmbedder:

@@ -2,7 +2,7 @@
 
 The data is first coloured by our own warping (``--embedder``, ``--method``) from the first frame
 of short segments, once (``RUN_DIR/warps``); then the refiner learns to turn warped colours into
-true ones. Multi-process: ``torchrun --nproc_per_node N -m colortrack.train.refine_cli ...``.
+true ones. Multi-process: ``torchrun --nproc_per_node N -m colortrack.cli.train_refiner ...``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import os
 import sys
 from pathlib import Path
 
-from colortrack.colorize import METHODS
+from colortrack.tasks.colorize import METHODS
 from colortrack.errors import InputError, run_with_clear_errors
-from colortrack.train.cli import add_common_arguments, given_options, merged_config
+from colortrack.cli.train import add_common_arguments, given_options, merged_config
 from colortrack.train.refine_trainer import (
     RESUMABLE,
     RefineTrainConfig,
@@ -81,7 +81,7 @@ def config_from_args(args: argparse.Namespace) -> RefineTrainConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (``python -m colortrack.train.refine_cli``, e.g. under torchrun)."""
+    """Stand-alone entry point (``python -m colortrack.cli.train_refiner``, e.g. under torchrun)."""
     parser = argparse.ArgumentParser(prog="colortrack train-refiner", description=__doc__)
     add_train_refiner_arguments(parser)
     args = parser.parse_args(argv)

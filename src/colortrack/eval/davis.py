@@ -14,9 +14,9 @@ from colortrack.errors import InputError
 from colortrack.io.atomic import atomic_write_json, make_dirs
 from colortrack.io.davis import DavisDataset, DavisSequence
 from colortrack.io.masks import read_mask, write_mask
-from colortrack.metrics.davis import Summary, evaluate_sequence, format_table, summarize
-from colortrack.segmentation import propagate_mask
-from colortrack.tracker import Propagator
+from colortrack.eval.metrics.davis import Summary, evaluate_sequence, format_table, summarize
+from colortrack.tasks.masks import propagate_mask
+from colortrack.core.tracker import Propagator
 
 
 @dataclass(frozen=True)

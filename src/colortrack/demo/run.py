@@ -9,18 +9,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from colortrack.colorize import ColorizeConfig, colorize_video, embedder_temperature, to_gray
-from colortrack.colorize_cli import REFINE_BY_DEFAULT
+from colortrack.tasks.colorize import ColorizeConfig, colorize_video, embedder_temperature, to_gray
+from colortrack.cli.colorize import REFINE_BY_DEFAULT
 from colortrack.io.atomic import make_dirs
 from colortrack.io.masks import read_mask, write_mask
 from colortrack.io.video import VideoReader, VideoWriter
-from colortrack.methods import SHIPPED_MODEL, make_propagator, resolve_preset
-from colortrack.metrics.color import psnr
-from colortrack.metrics.davis import evaluate_sequence, format_table, summarize
-from colortrack.pipeline import track_video
-from colortrack.refine import SHIPPED as SHIPPED_REFINER
-from colortrack.synthetic import make_video
-from colortrack.tracker import pick_device
+from colortrack.models.registry import SHIPPED_MODEL, make_propagator, resolve_preset
+from colortrack.eval.metrics.color import psnr
+from colortrack.eval.metrics.davis import evaluate_sequence, format_table, summarize
+from colortrack.tasks.track_job import track_video
+from colortrack.models.refiner import SHIPPED as SHIPPED_REFINER
+from colortrack.demo.synthetic import make_video
+from colortrack.core.tracker import pick_device
 
 
 def run_demo(args: argparse.Namespace) -> int:

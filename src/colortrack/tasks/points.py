@@ -1,6 +1,6 @@
 """Keypoints through any propagator: each point becomes a soft label channel, decoded back to xy.
 
-Points travel through the same engine as masks (:class:`colortrack.tracker.Propagator`). Frame 0
+Points travel through the same engine as masks (:class:`colortrack.core.tracker.Propagator`). Frame 0
 is encoded as one Gaussian map per point (``sigma`` native pixels) plus a background channel, so
 that the channels form a distribution at every pixel (all point maps are scaled by one factor if
 they sum to more than 1 anywhere; the background is what is left). Each propagated frame is
@@ -21,7 +21,7 @@ decoded point by point:
   synthetic clips, 16 of the 17 confidences under 0.01 were occluded points. Flow warping keeps
   the maps whole (about 1).
 
-Coordinates follow the pixel-centre convention of :mod:`colortrack.synthetic`: pixel (x, y) has
+Coordinates follow the pixel-centre convention of :mod:`colortrack.demo.synthetic`: pixel (x, y) has
 its centre at x, y, so a frame of width W covers x in [-0.5, W - 0.5].
 """
 
@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from colortrack.tracker import Propagator
+from colortrack.core.tracker import Propagator
 
 DEFAULT_SIGMA = 4.0  # half the stride (8) of the built-in embedder
 

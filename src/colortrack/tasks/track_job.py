@@ -19,9 +19,9 @@ from colortrack.errors import InputError, OutputError
 from colortrack.io.atomic import atomic_write_json, is_write_error, make_dirs
 from colortrack.io.masks import read_mask, write_mask
 from colortrack.io.video import VideoReader, VideoWriter
-from colortrack.overlay import overlay_masks
-from colortrack.segmentation import propagate_mask
-from colortrack.tracker import Propagator
+from colortrack.io.overlay import overlay_masks
+from colortrack.tasks.masks import propagate_mask
+from colortrack.core.tracker import Propagator
 
 _MASK_NAME = re.compile(r"^\d{5}\.png$")
 

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from colortrack.lab import rgb_to_lab
+from colortrack.core.lab import rgb_to_lab
 
 _LAB_SCALE = torch.tensor([100.0, 128.0, 128.0])
 

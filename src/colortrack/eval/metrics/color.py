@@ -24,7 +24,7 @@ import math
 import numpy as np
 import torch
 
-from colortrack.lab import rgb_to_lab
+from colortrack.core.lab import rgb_to_lab
 
 DEFAULT_THRESHOLD = 16
 PSNR_CAP = 100.0

@@ -1,12 +1,12 @@
 """Colourization on a DAVIS-layout dataset: decolourize, give reference frame(s) in colour, compare.
 
 Every method of one run sees the same gray frames, the same reference frames and the same
-embeddings, and is scored by :class:`colortrack.metrics.color.ColorScores` on the frames that are
+embeddings, and is scored by :class:`colortrack.eval.metrics.color.ColorScores` on the frames that are
 not references. Two baselines and a ceiling are measured in the same run:
 
 * ``copy``: each frame takes the ab of the nearest reference frame at the same pixel.
 * ``flow``: the nearest reference's ab warped along DIS optical flow (of the gray frames),
-  chained frame by frame from the reference (:class:`colortrack.baselines.FlowPropagator`).
+  chained frame by frame from the reference (:class:`colortrack.models.baselines.FlowPropagator`).
 * ``cells``: the frame's true ab averaged over the embedder's feature cells and upsampled, as the
   methods' outputs are: the best any method that predicts ab per cell can do.
 
@@ -14,7 +14,7 @@ A method name may end in ``+inst``: colours are then only copied within object i
 the reference frame's annotated mask carried through the video by our own mask tracker (a
 stand-in for the instance segmentation of Akimoto et al.). It may then end in ``+refine``: the
 method's warped ab, with its confidence, refined by the refiner
-(:mod:`colortrack.refine`); the unrefined and refined variants share one warping.
+(:mod:`colortrack.models.refiner`); the unrefined and refined variants share one warping.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from colortrack.baselines import FlowPropagator
-from colortrack.colorize import (
+from colortrack.models.baselines import FlowPropagator
+from colortrack.tasks.colorize import (
     METHODS,
     ColorizeConfig,
     Colorizer,
@@ -41,12 +41,12 @@ from colortrack.colorize import (
     predict_ab,
     to_gray,
 )
-from colortrack.embedders.base import Embedder
+from colortrack.models.embedders.base import Embedder
 from colortrack.errors import InputError
 from colortrack.io.atomic import atomic_write_json, make_dirs
 from colortrack.io.davis import DavisDataset, DavisSequence
-from colortrack.metrics.color import ColorScores
-from colortrack.refine import SHIPPED, Refiner, load_refiner
+from colortrack.eval.metrics.color import ColorScores
+from colortrack.models.refiner import SHIPPED, Refiner, load_refiner
 
 REFERENCE_SETTINGS = ("first", "10th", "first+last")
 BASELINES = ("copy", "flow", "cells")

@@ -26,7 +26,7 @@ as base64 data URIs):
 * contact sheets: a few frames of each sequence, ground truth and each method's overlay.
 
 Per-frame J and F are computed from the PNGs and the ground truth with
-:func:`colortrack.metrics.davis.evaluate_sequence` and cached in ``DIR/report_frames.json``
+:func:`colortrack.eval.metrics.davis.evaluate_sequence` and cached in ``DIR/report_frames.json``
 (invalidated when ``results.json`` changes). Plots and figures are only computed on the
 sequences that every input evaluated; the table shows them all.
 """
@@ -224,7 +224,7 @@ def compute_frame_scores(run: EvalRun, dataset, names: list[str]) -> None:
     """Per-frame J and F (mean over objects) of ``names``, cached in the eval folder; for a
     partial run, of all its finished sequences, which also gives its per-sequence rows."""
     from colortrack.io.masks import read_mask
-    from colortrack.metrics.davis import evaluate_sequence
+    from colortrack.eval.metrics.davis import evaluate_sequence
 
     partial = bool(run.results.get("partial"))
     if partial:
@@ -282,9 +282,9 @@ def colorization_errors(
     import cv2
     import torch
 
-    from colortrack.colorize import ColorizeConfig, Colorizer, embedder_temperature, make_embedder
+    from colortrack.tasks.colorize import ColorizeConfig, Colorizer, embedder_temperature, make_embedder
     from colortrack.io.video import read_image
-    from colortrack.metrics.color import rgb_to_ab
+    from colortrack.eval.metrics.color import rgb_to_ab
 
     if spec not in _embedders:
         _embedders[spec] = (make_embedder(spec, device), embedder_temperature(spec))
@@ -462,7 +462,7 @@ def contact_sheet(runs: list[EvalRun], sequence, frames: int = SHEET_FRAMES, til
 
     from colortrack.io.masks import read_mask
     from colortrack.io.video import read_image
-    from colortrack.overlay import overlay_masks
+    from colortrack.io.overlay import overlay_masks
 
     count = len(sequence)
     picks = sorted({int(round(x)) for x in np.linspace(count / frames, count - 1, frames)}) if count > 1 else [0]
@@ -623,7 +623,7 @@ def build_report(
 
     from colortrack.io.atomic import atomic_write_text
     from colortrack.io.davis import DavisDataset
-    from colortrack.tracker import pick_device
+    from colortrack.core.tracker import pick_device
 
     if not eval_dirs:
         raise InputError("EVAL_DIR", "give at least one evaluation folder")
@@ -729,7 +729,7 @@ def add_report_parser(commands) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from colortrack.tracker import pick_device
+    from colortrack.core.tracker import pick_device
 
     if args.color_step < 1:
         raise InputError("--color-step", f"must be positive, got {args.color_step}")

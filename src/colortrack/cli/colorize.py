@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from colortrack.colorize import METHODS
+from colortrack.tasks.colorize import METHODS
 from colortrack.errors import InputError
-from colortrack.refine import SHIPPED
-from colortrack.tracker import PRESETS
+from colortrack.models.refiner import SHIPPED
+from colortrack.core.tracker import PRESETS
 
 # Refinement is on by default once the shipped weights beat plain warping (docs/benchmarks.md).
 REFINE_BY_DEFAULT = True
@@ -82,8 +82,8 @@ def _add_colorize_options(parser: argparse.ArgumentParser) -> None:
 
 def overrides(args: argparse.Namespace) -> dict:
     """The command line's overrides of a method's defaults (0 disables top-k or the radius); the
-    temperature defaults to the embedder's (:func:`colortrack.colorize.embedder_temperature`)."""
-    from colortrack.colorize import embedder_temperature
+    temperature defaults to the embedder's (:func:`colortrack.tasks.colorize.embedder_temperature`)."""
+    from colortrack.tasks.colorize import embedder_temperature
 
     out: dict = {"temperature": embedder_temperature(args.embedder)}
     if args.temperature is not None:
@@ -107,8 +107,8 @@ def input_height(args: argparse.Namespace) -> int | None:
 
 
 def run_colorize(args: argparse.Namespace) -> int:
-    from colortrack.colorize import ColorizeConfig, colorize_video
-    from colortrack.tracker import pick_device
+    from colortrack.tasks.colorize import ColorizeConfig, colorize_video
+    from colortrack.core.tracker import pick_device
 
     config = ColorizeConfig.for_method(args.method, input_height=input_height(args), **overrides(args))
     output = colorize_video(
@@ -130,10 +130,10 @@ def run_colorize(args: argparse.Namespace) -> int:
 
 
 def run_eval_colorize(args: argparse.Namespace) -> int:
-    from colortrack.colorize import make_embedder
-    from colortrack.colorize_eval import REFINE_SUFFIX, ColorEvalConfig, check_methods, evaluate_colorize, format_table
+    from colortrack.tasks.colorize import make_embedder
+    from colortrack.eval.colorize import REFINE_SUFFIX, ColorEvalConfig, check_methods, evaluate_colorize, format_table
     from colortrack.io.davis import DavisDataset
-    from colortrack.tracker import pick_device
+    from colortrack.core.tracker import pick_device
 
     methods = check_methods([name for name in args.method.split(",") if name])
     if args.max_frames is not None and args.max_frames < 2:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from colortrack.errors import InputError
-from colortrack.methods import SHIPPED_MODEL, load_model
+from colortrack.models.registry import SHIPPED_MODEL, load_model
 
 
 @dataclass(frozen=True)
@@ -67,11 +67,11 @@ def make_embedder(spec: str, device: torch.device):
     """``model`` (the shipped weights), ``color`` (Lab patches), ``gray`` (luminance patches) or a
     checkpoint (file or run folder)."""
     if spec == "color":
-        from colortrack.embedders.color import LabPatchEmbedder
+        from colortrack.models.embedders.color import LabPatchEmbedder
 
         return LabPatchEmbedder()
     if spec == "gray":
-        from colortrack.embedders.gray import LuminancePatchEmbedder
+        from colortrack.models.embedders.gray import LuminancePatchEmbedder
 
         return LuminancePatchEmbedder()
     if spec != SHIPPED_MODEL and not Path(spec).exists():
@@ -102,7 +102,7 @@ def embed_video(
     from tqdm import tqdm
 
     from colortrack.io.video import VideoReader, VideoWriter
-    from colortrack.tracker import PRESETS, LabelTracker, pick_device
+    from colortrack.core.tracker import PRESETS, LabelTracker, pick_device
 
     if input_height is not None and input_height < 1:
         raise InputError("--input-height", f"must be positive, got {input_height}")
@@ -145,7 +145,7 @@ def add_embed_parser(commands) -> None:
 
 
 def run_embed(args: argparse.Namespace) -> int:
-    from colortrack.tracker import pick_device
+    from colortrack.core.tracker import pick_device
 
     if args.out.exists() and args.out.is_dir():
         raise InputError(args.out, "is a folder; --out names the output video file")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
-from colortrack.baselines import FlowPropagator, IdentityPropagator
-from colortrack.embedders.color import LabPatchEmbedder
+from colortrack.models.baselines import FlowPropagator, IdentityPropagator
+from colortrack.models.embedders.color import LabPatchEmbedder
 from colortrack.errors import InputError
-from colortrack.tracker import PRESETS, LabelTracker, Propagator, TrackConfig
+from colortrack.core.tracker import PRESETS, LabelTracker, Propagator, TrackConfig
 
 SHIPPED_MODEL = "model"  # the trained embedder packaged in colortrack/weights/model
 BUILTIN_METHODS = (SHIPPED_MODEL, "identity", "flow", "color")

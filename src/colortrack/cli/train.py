@@ -1,6 +1,6 @@
 """``colortrack train``: self-supervised colourization training on a folder of videos.
 
-Multi-GPU (or multi-process CPU): ``torchrun --nproc_per_node N -m colortrack.train.cli --data ...``
+Multi-GPU (or multi-process CPU): ``torchrun --nproc_per_node N -m colortrack.cli.train --data ...``
 (or the ``colortrack`` script with ``train ...``).
 """
 
@@ -13,7 +13,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 from colortrack.errors import InputError, run_with_clear_errors
-from colortrack.model import INPUT_MODES, MODEL_PRESETS
+from colortrack.models.network import INPUT_MODES, MODEL_PRESETS
 from colortrack.train.trainer import PRECISIONS, RESUMABLE, TrainConfig, load_run_config, train
 
 # Command-line option -> TrainConfig field, for the options that map one to one.
@@ -144,7 +144,7 @@ def parse_lr_schedule(items: list[str]) -> list[tuple[int, float]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (``python -m colortrack.train.cli``, e.g. under torchrun)."""
+    """Stand-alone entry point (``python -m colortrack.cli.train``, e.g. under torchrun)."""
     parser = argparse.ArgumentParser(prog="colortrack train", description=__doc__)
     add_train_arguments(parser)
     args = parser.parse_args(argv)

@@ -16,10 +16,10 @@ from colortrack.io.atomic import atomic_write_json
 from colortrack.io.jhmdb import JhmdbClip
 from colortrack.io.keypoints import JHMDB_JOINTS, check_inside, jhmdb_keypoints, read_jhmdb_joints, read_points, read_track_json, write_track_json
 from colortrack.io.video import VideoReader, VideoWriter
-from colortrack.keypoints import PointConfig, clamp_to_frame, collect, iter_points
-from colortrack.metrics.pck import PCK_ALPHAS, PCKCounts, format_pck_table, pck_counts
-from colortrack.overlay import draw_points
-from colortrack.pipeline import (
+from colortrack.tasks.points import PointConfig, clamp_to_frame, collect, iter_points
+from colortrack.eval.metrics.pck import PCK_ALPHAS, PCKCounts, format_pck_table, pck_counts
+from colortrack.io.overlay import draw_points
+from colortrack.tasks.track_job import (
     _NoWriter,
     _prepare_output,
     _remember_all,
@@ -28,7 +28,7 @@ from colortrack.pipeline import (
     prefetched,
     start_run,
 )
-from colortrack.tracker import Propagator
+from colortrack.core.tracker import Propagator
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def track_points_video(
 ) -> PointsOutput:
     """Writes ``out_dir/keypoints.json``, ``out_dir/overlay.mp4`` (skeleton drawn) and ``out_dir/config.json``.
 
-    Like :func:`colortrack.pipeline.track_video`, a re-run into a folder that holds the complete
+    Like :func:`colortrack.tasks.track_job.track_video`, a re-run into a folder that holds the complete
     outputs of an identical run (same ``config.json``) does nothing; any other re-run starts clean.
     """
     reader = VideoReader(video_path)
@@ -98,7 +98,7 @@ def evaluate_jhmdb(
     progress: bool = True,
 ) -> dict:
     """Track each clip's frame-0 joints, write ``out_dir/<clip>/keypoints.json`` and
-    ``out_dir/results.json`` (PCK overall, per clip, per joint; see :mod:`colortrack.metrics.pck`).
+    ``out_dir/results.json`` (PCK overall, per clip, per joint; see :mod:`colortrack.eval.metrics.pck`).
 
     JHMDB annotates joints outside the frame (cut-off limbs); such a joint in frame 0 starts from
     the nearest pixel inside the frame, and the clip's ``started_outside`` lists it.

@@ -10,7 +10,7 @@ targets at a time, each meeting only the reference cells of its window (never a 
 masked afterwards), so memory is bounded by a tile's window whatever the frame size or the number
 of label channels; without one, in chunks of ``chunk_size`` targets.
 
-Two optional restrictions (colourization, :mod:`colortrack.colorize`):
+Two optional restrictions (colourization, :mod:`colortrack.tasks.colorize`):
 
 * ``groups``: a target pixel of group g only takes values from reference pixels of group g (object
   instances); a target whose candidates hold no pixel of its group keeps all of them.

@@ -5,7 +5,7 @@ so a colour video can be decolourized, recolourized and compared with its origin
 keeps its own L at full resolution; only the chrominance ab is predicted, at the embedder's
 feature resolution, upsampled bilinearly and recombined with L.
 
-The values copied by :func:`colortrack.affinity.attend` are the references' ab themselves (two
+The values copied by :func:`colortrack.core.affinity.attend` are the references' ab themselves (two
 channels, averaged over each feature cell), not a soft one-hot of quantized colours: copying is
 exact where the affinity is one-to-one, and top-k with a low temperature keeps the averaging of
 distinct colours (desaturation) to the few best matches.
@@ -24,7 +24,7 @@ Methods (``ColorizeConfig.method``):
   :class:`SpatiotemporalConfig` for the approximations that bound time and memory.
 
 Instance restriction (any method): given an object mask on one frame, the mask tracker
-(:class:`colortrack.tracker.LabelTracker`) carries it through the video, and a target pixel only
+(:class:`colortrack.core.tracker.LabelTracker`) carries it through the video, and a target pixel only
 copies from reference pixels of its own instance (:func:`attend`'s ``groups``; a target with no
 reference pixel of its instance among its candidates keeps them all).
 """
@@ -43,13 +43,13 @@ from scipy import ndimage
 from torch import Tensor
 from tqdm import tqdm
 
-from colortrack.affinity import AffinityConfig, affinity_topk, attend
-from colortrack.embedders.base import Embedder
+from colortrack.core.affinity import AffinityConfig, affinity_topk, attend
+from colortrack.models.embedders.base import Embedder
 from colortrack.errors import InputError
-from colortrack.lab import lab_to_rgb, rgb_to_lab
-from colortrack.memory import ContextMemory, MemoryConfig
-from colortrack.refine import Refiner, load_refiner, refine_frames
-from colortrack.tracker import PRESETS, LabelTracker, pick_device
+from colortrack.core.lab import lab_to_rgb, rgb_to_lab
+from colortrack.core.memory import ContextMemory, MemoryConfig
+from colortrack.models.refiner import Refiner, load_refiner, refine_frames
+from colortrack.core.tracker import PRESETS, LabelTracker, pick_device
 
 METHODS = ("propagate", "reference", "spatiotemporal")
 
@@ -493,7 +493,7 @@ class Colorizer:
         -> -1) on frame ``index``, carried forward and backward by the mask tracker on the gray
         frames (this colorizer's embedder with its tracking preset: ``default`` for a trained
         network, ``color`` for a hand-made embedder)."""
-        from colortrack.segmentation import propagate_mask
+        from colortrack.tasks.masks import propagate_mask
 
         preset = PRESETS["default" if isinstance(self.embedder, torch.nn.Module) else "color"]
         tracker = LabelTracker(self.embedder, replace(preset, input_height=self.config.input_height), self.device)
@@ -549,7 +549,7 @@ def embedder_temperature(spec: str) -> float:
     similarities, a checkpoint's training temperature for its raw dot products."""
     if spec == "gray":
         return GRAY_TEMPERATURE
-    from colortrack.methods import SHIPPED_MODEL, shipped_model_path
+    from colortrack.models.registry import SHIPPED_MODEL, shipped_model_path
     from colortrack.train.checkpoint import read_meta
 
     path = shipped_model_path() if spec == SHIPPED_MODEL else spec
@@ -559,10 +559,10 @@ def embedder_temperature(spec: str) -> float:
 def make_embedder(spec: str, device: torch.device) -> Embedder:
     """``model`` (the shipped weights), ``gray`` (training-free LuminancePatchEmbedder) or a
     checkpoint path (file or run folder)."""
-    from colortrack.methods import SHIPPED_MODEL, load_model
+    from colortrack.models.registry import SHIPPED_MODEL, load_model
 
     if spec == "gray":
-        from colortrack.embedders.gray import LuminancePatchEmbedder
+        from colortrack.models.embedders.gray import LuminancePatchEmbedder
 
         return LuminancePatchEmbedder()
     if spec != SHIPPED_MODEL and not Path(spec).exists():
@@ -595,7 +595,7 @@ def colorize_video(
 ) -> ColorizeOutput:
     """Writes ``out_path`` (H.264), ``out_path`` with suffix ``.json`` (the settings) and, when
     asked, ``frames_dir/%05d.png``. refs: ``IMAGE[@FRAME]`` strings; instances: ``MASK[@FRAME]``;
-    refiner: None (no refinement) or a :func:`colortrack.refine.load_refiner` spec."""
+    refiner: None (no refinement) or a :func:`colortrack.models.refiner.load_refiner` spec."""
     from colortrack.io.atomic import atomic_write_json, make_dirs
     from colortrack.io.masks import read_mask
     from colortrack.io.video import VideoReader, VideoWriter, read_image, write_frames_png
