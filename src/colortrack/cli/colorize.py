@@ -8,6 +8,7 @@ from pathlib import Path
 from colortrack.tasks.colorize import METHODS
 from colortrack.errors import InputError
 from colortrack.models.refiner import SHIPPED
+from colortrack.core.precision import PRECISIONS
 from colortrack.core.tracker import PRESETS
 
 # Refinement is on by default once the shipped weights beat plain warping (docs/benchmarks.md).
@@ -76,6 +77,10 @@ def _add_colorize_options(parser: argparse.ArgumentParser) -> None:
         "--input-height", type=int,
         help="resize frames to this height before embedding (default: 240 for a trained model, native for gray; 0: native)",
     )
+    tuning.add_argument(
+        "--precision", choices=PRECISIONS,
+        help="autocast of a learned embedder and of the refiner (default bf16)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -96,6 +101,8 @@ def overrides(args: argparse.Namespace) -> dict:
         out["radius"] = args.radius or None
     if args.recent is not None:
         out["recent"] = args.recent
+    if args.precision is not None:
+        out["precision"] = args.precision
     return out
 
 

@@ -135,7 +135,7 @@ def write_mask(path: str | os.PathLike, ids: np.ndarray) -> Path:
     im = Image.fromarray(np.ascontiguousarray(ids))
     im.putpalette(DAVIS_PALETTE.tobytes())
     with atomic_write(path) as tmp:
-        im.save(tmp, format="PNG")
+        im.save(tmp, format="PNG", compress_level=1)  # 2x faster than the default 6, ~2x larger
     return Path(path)
 
 

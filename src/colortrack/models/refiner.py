@@ -87,17 +87,22 @@ class GuidedUpsample(nn.Module):
         patches = F.unfold(F.pad(cells, (pad,) * 4, mode="replicate"), k).view(batch, 4, k * k, h, w)
         ys, rows = _cell_coordinates(height, h, light.device)
         xs, cols = _cell_coordinates(width, w, light.device)
-        near = patches[:, :, :, rows][..., cols]  # (B, 4, k*k, H, W): the cells around each pixel's cell
         offsets = torch.arange(-pad, pad + 1, device=light.device, dtype=torch.float32)
         dy = (rows[None] + offsets[:, None] - ys[None]) ** 2  # (k, H)
         dx = (cols[None] + offsets[:, None] - xs[None]) ** 2  # (k, W)
         distance = (dy[:, None, :, None] + dx[None, :, None, :]).reshape(k * k, height, width)
+        if height % h or width % w:
+            near = patches[:, :, :, rows][..., cols]  # (B, 4, k*k, H, W): the cells around each pixel's cell
+        else:  # each cell is a block of pixels: broadcast over the block (2x faster than copying the cells)
+            blocks = (h, height // h, w, width // w)
+            near = patches[:, :, :, :, None, :, None]  # (B, 4, k*k, h, 1, w, 1)
+            light, distance = light.view(batch, 1, *blocks), distance.view(k * k, *blocks)
         logits = (
             -distance / (2 * self.log_spatial.exp() ** 2)
             - (light - near[:, 2]) ** 2 / (2 * self.log_range.exp() ** 2)
             + self.gamma * near[:, 3]
         )
-        return (logits.softmax(dim=1)[:, None] * near[:, :2]).sum(2)
+        return (logits.softmax(dim=1)[:, None] * near[:, :2]).sum(2).reshape(batch, 2, height, width)
 
 
 def _cell_coordinates(pixels: int, cells: int, device) -> tuple[Tensor, Tensor]:
