@@ -138,3 +138,12 @@ def test_command_line_overrides_the_preset():
     config = track_config(args)
     assert (config.affinity.topk, config.affinity.radius, config.affinity.temperature) == (5, None, 0.5)
     assert (config.memory.recent, config.memory.keep_first) == (7, True)
+
+
+def test_input_height_is_an_old_name_of_short_side():
+    from colortrack.cli.main import build_parser, track_config
+
+    base = ["track", "v.mp4", "--mask", "m.png", "--out", "o"]
+    assert track_config(build_parser().parse_args(base)).short_side == 240
+    assert track_config(build_parser().parse_args([*base, "--short-side", "0"])).short_side is None
+    assert track_config(build_parser().parse_args([*base, "--input-height", "360"])).short_side == 360

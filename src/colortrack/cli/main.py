@@ -54,7 +54,9 @@ def _add_method_options(parser: argparse.ArgumentParser) -> None:
     tuning.add_argument("--radius", type=int, help="local window radius in feature cells (0: global)")
     tuning.add_argument("--recent", type=int, help="number of most recent frames in the context")
     tuning.add_argument("--first-frame", choices=("keep", "drop"), help="keep the first frame in the context")
-    tuning.add_argument("--input-height", type=int, help="resize frames to this height before embedding (0: native)")
+    tuning.add_argument(
+        "--short-side", "--input-height", type=int, help="resize frames so that their shorter side has this many pixels before embedding (0: native; --input-height is an old name)"
+    )
     tuning.add_argument("--precision", choices=PRECISIONS, help="autocast of a learned encoder")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -148,7 +150,7 @@ def track_config(args: argparse.Namespace) -> TrackConfig:
     return TrackConfig(
         affinity=replace(config.affinity, **affinity),
         memory=replace(config.memory, **memory),
-        input_height=config.input_height if args.input_height is None else (args.input_height or None),
+        short_side=config.short_side if args.short_side is None else (args.short_side or None),
         precision=args.precision or config.precision,
     )
 

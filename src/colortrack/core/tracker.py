@@ -21,15 +21,17 @@ from colortrack.core.precision import PRECISIONS, autocast
 class TrackConfig:
     """Everything that decides how labels travel from frame to frame.
 
-    input_height: frames are resized to this height (width keeps the aspect ratio) before
-    encoding, both rounded to a multiple of the embedder's stride; None keeps the native height.
+    short_side: frames are resized so that their shorter side (the height of a landscape frame,
+    the width of a portrait one) has this many pixels, keeping the aspect ratio, before encoding;
+    both sides are rounded to a multiple of the embedder's stride. None keeps the native size.
+    Configs saved before the rename (``input_height``, which fixed the height) load as this.
     precision: autocast of a neural embedder (an ``nn.Module``): fp32, bf16, fp16 or auto (see
     :func:`colortrack.core.precision.autocast_dtype`); hand-made embedders and the affinity stay fp32.
     """
 
     affinity: AffinityConfig = field(default_factory=AffinityConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
-    input_height: int | None = None
+    short_side: int | None = None
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
@@ -44,7 +46,7 @@ class TrackConfig:
         return cls(
             affinity=AffinityConfig(**data["affinity"]),
             memory=MemoryConfig(**data["memory"]),
-            input_height=data.get("input_height"),
+            short_side=data.get("short_side", data.get("input_height")),
             precision=data.get("precision", "fp32"),
         )
 
@@ -56,12 +58,13 @@ PRESETS: dict[str, TrackConfig] = {
         memory=MemoryConfig(keep_first=False, recent=3),
     ),
     # The shipped model's settings, chosen by measurement on davis2016-train (docs/benchmarks.md):
-    # its training temperature; frames embedded at 240 rows (stride-4 cells of 8 native pixels);
+    # its training temperature; frames embedded with a short side of 240 (stride-4 cells of 8 native
+    # pixels at 480p);
     # first + 7 recent frames, the longest context that keeps 480p tracking above 5 fps on 2 CPU cores.
     "default": TrackConfig(
         affinity=AffinityConfig(temperature=1.0, topk=10, radius=12),
         memory=MemoryConfig(keep_first=True, recent=7),
-        input_height=240,
+        short_side=240,
         precision="bf16",
     ),
     # The training-free colour embedder's (cosine similarities): chosen the same way.
@@ -140,11 +143,16 @@ class LabelTracker:
             return self.embedder.encode(image)[0].float()
 
     def input_size(self, native_size: tuple[int, int]) -> tuple[int, int]:
-        height, width = native_size
-        target = self.config.input_height or height
-        stride = self.embedder.stride
-        scaled_width = width * target / height
-        return _round_to(target, stride), _round_to(scaled_width, stride)
+        """``(h, w)`` the embedder sees for frames of ``native_size`` ``(H, W)``."""
+        return input_size(native_size, self.config.short_side, self.embedder.stride)
+
+
+def input_size(native_size: tuple[int, int], short_side: int | None, stride: int) -> tuple[int, int]:
+    """``(h, w)``: ``native_size`` ``(H, W)`` scaled so that its shorter side is ``short_side``
+    (None: native), each side rounded to a multiple of ``stride`` (at least one stride)."""
+    height, width = native_size
+    scale = short_side / min(height, width) if short_side else 1.0
+    return _round_to(height * scale, stride), _round_to(width * scale, stride)
 
 
 def _round_to(value: float, multiple: int) -> int:
