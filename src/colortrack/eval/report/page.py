@@ -66,7 +66,7 @@ def summary_table(runs: list[EvalRun]) -> str:
             partial = f" <em>(unfinished: {len(r['finished'])} of {r['total']} sequences)</em>"
         rows.append(
             f"<tr><td>{esc(run.label)}{partial}</td><td class='t'>{esc(run.path)}</td><td class='t'>{esc(run.method)}</td>"
-            f"<td>{esc(run.config.get('preset', ''))}</td><td>{esc(track.get('input_height') or 'native')}</td>"
+            f"<td>{esc(run.config.get('preset', ''))}</td><td>{esc(track.get('short_side', track.get('input_height')) or 'native')}</td>"
             f"<td data-v='{len(run.sequences)}'>{len(run.sequences)}</td>"
             + _num(r.get("J&F")) + _num(r.get("J")) + _num(r.get("F"))
             + _num(r.get("seconds_per_frame"), 3) + "</tr>"
