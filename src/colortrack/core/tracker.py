@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
@@ -76,11 +76,18 @@ PRESETS: dict[str, TrackConfig] = {
 }
 
 
+Pinned = Sequence[tuple[np.ndarray, np.ndarray]]
+
+
 class Propagator(Protocol):
     """Anything that carries soft labels from the first frame through a video."""
 
-    def track(self, frames: Iterable[np.ndarray], first_labels: np.ndarray) -> Iterator[np.ndarray]:
+    def track(
+        self, frames: Iterable[np.ndarray], first_labels: np.ndarray, pinned: Pinned = ()
+    ) -> Iterator[np.ndarray]:
         """frames: RGB (H, W, 3) uint8, first one annotated; first_labels: (L, H, W) float32.
+        pinned: more annotated frames, (frame (H, W, 3) uint8, labels (L, H, W) float32) pairs,
+        that a propagator able to use non-adjacent references keeps in its context for good.
         Yields (L, H, W) float32 label probabilities for every frame, the first included."""
         ...
 
@@ -111,15 +118,15 @@ class LabelTracker:
         self.device = device or pick_device()
 
     @torch.no_grad()
-    def track(self, frames: Iterable[np.ndarray], first_labels: np.ndarray) -> Iterator[np.ndarray]:
+    def track(
+        self, frames: Iterable[np.ndarray], first_labels: np.ndarray, pinned: Pinned = ()
+    ) -> Iterator[np.ndarray]:
         first, stream = split_first(frames)
         native_size = first.shape[:2]
-        if first_labels.shape[1:] != native_size:
-            raise ValueError(f"labels {first_labels.shape[1:]} do not match the frame {native_size}")
         memory = ContextMemory(self.config.memory)
-        key = self.embed(first)
-        labels = torch.from_numpy(first_labels).to(self.device, torch.float32)
-        memory.add(key, F.adaptive_avg_pool2d(labels, key.shape[-2:]))
+        memory.add(*self._annotated(first, first_labels))
+        for frame, labels in pinned:
+            memory.pin(*self._annotated(frame, labels))
         yield first_labels.astype(np.float32, copy=False)
         for frame in stream:
             key = self.embed(frame)
@@ -127,6 +134,14 @@ class LabelTracker:
             predicted = attend(key[None], keys[None], values[None], self.config.affinity)[0]
             memory.add(key, predicted)
             yield _upsample(predicted, native_size)
+
+    def _annotated(self, frame: np.ndarray, labels: np.ndarray) -> tuple[Tensor, Tensor]:
+        """The (key (C, h, w), labels (L, h, w)) context entry of an annotated frame."""
+        if labels.shape[1:] != frame.shape[:2]:
+            raise ValueError(f"labels {labels.shape[1:]} do not match the frame {frame.shape[:2]}")
+        key = self.embed(frame)
+        values = torch.from_numpy(labels).to(self.device, torch.float32)
+        return key, F.adaptive_avg_pool2d(values, key.shape[-2:])
 
     def embed(self, frame: np.ndarray) -> Tensor:
         """frame: (H, W, 3) uint8 RGB. Returns (C, h, w) on the tracker's device."""
