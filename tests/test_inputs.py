@@ -15,8 +15,9 @@ from colortrack.cli.main import main
 from colortrack.core.tracker import PRESETS, LabelTracker
 from colortrack.demo.synthetic import make_video
 from colortrack.errors import InputError
+from colortrack.io.davis import write_sequence
 from colortrack.io.masks import read_mask, write_mask
-from colortrack.io.video import VideoReader, image_size, read_image, write_frames_png
+from colortrack.io.video import VideoReader, image_size, read_image
 from colortrack.models.baselines import FlowPropagator, IdentityPropagator
 from colortrack.models.embedders.color import LabPatchEmbedder
 from colortrack.tasks.masks import propagate_mask
@@ -126,11 +127,7 @@ def test_no_frames_is_an_input_error_and_one_frame_gives_the_first_mask(propagat
 def write_davis(root: Path, lengths: dict[str, int]) -> Path:
     for name, length in lengths.items():
         video = make_video(num_frames=length, height=48, width=64, num_objects=1, seed=length)
-        write_frames_png(root / "JPEGImages" / "480p" / name, video.frames)
-        for index, mask in enumerate(video.masks):
-            path = root / "Annotations" / "480p" / name / f"{index:05d}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_mask(path, mask)
+        write_sequence(root, name, video.frames, video.masks)
     return root
 
 
