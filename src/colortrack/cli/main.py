@@ -171,7 +171,7 @@ def _comma_list(text: str | None) -> list[str] | None:
 
 
 def _run_track(args: argparse.Namespace) -> int:
-    from colortrack.tasks.track_job import track_video
+    from colortrack.tasks.masks import track_video
 
     if args.points is not None:
         return _run_track_points(args)

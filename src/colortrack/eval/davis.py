@@ -14,6 +14,7 @@ from colortrack.errors import InputError
 from colortrack.io.atomic import atomic_write_json, make_dirs
 from colortrack.io.davis import DavisDataset, DavisSequence
 from colortrack.io.masks import read_mask, write_mask
+from colortrack.io.runs import RunFolder
 from colortrack.eval.metrics.davis import Summary, evaluate_sequence, format_table, summarize
 from colortrack.tasks.masks import propagate_mask
 from colortrack.core.tracker import Propagator
@@ -49,7 +50,7 @@ def evaluate_davis(
         sequence.check_sizes()
     if all(len(sequence) < 3 for sequence in dataset.sequences):
         raise InputError(dataset.root, "no sequence has a frame to score (the first and last are not: 3 frames or more needed)")
-    _claim_output(out_dir, config)
+    RunFolder.open(out_dir, asdict(config)).claim()
     scores, runs = [], []
     for sequence in tqdm(dataset.sequences, desc="sequences", unit="seq", disable=not progress):
         run = _load_finished(out_dir, sequence) or _track_sequence(propagator, sequence, out_dir)
@@ -90,23 +91,6 @@ def _progress_file(out_dir: Path, sequence: DavisSequence) -> Path:
 
 def _read_prediction(sequence_dir: Path, index: int) -> np.ndarray:
     return read_mask(sequence_dir / f"{index:05d}.png")
-
-
-def _claim_output(out_dir: Path, config: DavisEvalConfig) -> None:
-    """Refuse to mix results of two configurations in one folder."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(out_dir, "output path exists and is not a folder")
-    config_path = out_dir / "config.json"
-    if config_path.exists():
-        previous = json.loads(config_path.read_text())
-        if previous != _comparable(asdict(config)):
-            raise InputError(out_dir, "holds results of another configuration; choose a new --out")
-    make_dirs(out_dir)
-    atomic_write_json(config_path, _comparable(asdict(config)))
-
-
-def _comparable(config: dict) -> dict:
-    return json.loads(json.dumps(config))
 
 
 def _results(summary: Summary, runs: list[SequenceRun], config: DavisEvalConfig) -> dict:
