@@ -55,17 +55,23 @@ def _add_method_options(parser: argparse.ArgumentParser) -> None:
     tuning.add_argument("--radius", type=int, help="local window radius in feature cells (0: global)")
     tuning.add_argument("--recent", type=int, help="number of most recent frames in the context")
     tuning.add_argument("--first-frame", choices=("keep", "drop"), help="keep the first frame in the context")
-    tuning.add_argument("--input-height", type=int, help="resize frames to this height before embedding (0: native)")
+    tuning.add_argument(
+        "--short-side", "--input-height", type=int, help="resize frames so that their shorter side has this many pixels before embedding (0: native; --input-height is an old name)"
+    )
     tuning.add_argument("--precision", choices=PRECISIONS, help="autocast of a learned encoder")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _add_track(commands) -> None:
-    parser = commands.add_parser("track", help="propagate a first-frame mask or points through a video")
+    parser = commands.add_parser("track", help="propagate masks of one or more keyframes, or points, through a video")
     parser.add_argument("video", type=Path, help="video file (mp4/avi/mov/mkv) or folder of frames")
     first = parser.add_mutually_exclusive_group(required=True)
-    first.add_argument("--mask", type=Path, help="first-frame mask PNG (palette ids or 0/255)")
+    first.add_argument(
+        "--mask", action="append", metavar="MASK.png[@FRAME]",
+        help="mask PNG (palette ids or 0/255) of frame FRAME, a 0-based index (default 0); repeat it to give "
+        "several keyframes: frames between two are predicted from both",
+    )
     first.add_argument(
         "--points", type=Path, help="first-frame points: JSON, CSV (name,x,y) or JHMDB joint_positions.mat"
     )
@@ -93,6 +99,7 @@ def _add_eval(commands) -> None:
     _add_method_options(jhmdb)
     _add_point_options(jhmdb)
     jhmdb.set_defaults(run=_run_eval_jhmdb)
+    _add_eval_badja(benchmarks)
     _add_eval_colorize(benchmarks)
 
 
@@ -149,7 +156,7 @@ def track_config(args: argparse.Namespace) -> TrackConfig:
     return TrackConfig(
         affinity=replace(config.affinity, **affinity),
         memory=replace(config.memory, **memory),
-        input_height=config.input_height if args.input_height is None else (args.input_height or None),
+        short_side=config.short_side if args.short_side is None else (args.short_side or None),
         precision=args.precision or config.precision,
     )
 
@@ -171,11 +178,25 @@ def _run_track(args: argparse.Namespace) -> int:
         return _run_track_points(args)
     config, propagator = configured_propagator(args)
     settings = {"method": args.method, "preset": args.preset, "track": config.to_dict()}
-    output = track_video(args.video, args.mask, args.out, propagator, settings, not args.no_overlay, not args.quiet)
+    keyframes = keyframe_paths(args.mask)
+    output = track_video(args.video, keyframes, args.out, propagator, settings, not args.no_overlay, not args.quiet)
     print(f"wrote {output.num_frames} masks to {output.masks_dir}")
     if output.overlay:
         print(f"wrote {output.overlay}")
     return 0
+
+
+def keyframe_paths(specs: list[str]) -> dict[int, Path]:
+    """``MASK.png[@FRAME]`` arguments -> ``{frame index: path}``; a frame given twice is an InputError."""
+    from colortrack.tasks.colorize import parse_reference
+
+    keyframes: dict[int, Path] = {}
+    for spec in specs:
+        path, index = parse_reference(spec)
+        if index in keyframes:
+            raise InputError(f"--mask {spec}", f"frame {index} already has a mask ({keyframes[index]})")
+        keyframes[index] = path
+    return keyframes
 
 
 def _run_eval_davis(args: argparse.Namespace) -> int:
@@ -215,7 +236,8 @@ def _run_track_points(args: argparse.Namespace) -> int:
 
 def _run_eval_jhmdb(args: argparse.Namespace) -> int:
     from colortrack.io.jhmdb import find_jhmdb_clips
-    from colortrack.tasks.points_job import evaluate_jhmdb, format_results
+    from colortrack.eval.jhmdb import evaluate_jhmdb
+    from colortrack.eval.keypoints import format_results
 
     names = _comma_list(args.clips)
     clips = find_jhmdb_clips(args.root, names)
@@ -255,6 +277,12 @@ def _add_app(commands) -> None:
     from colortrack.cli.app import add_app_parser
 
     add_app_parser(commands)
+
+
+def _add_eval_badja(benchmarks) -> None:
+    from colortrack.cli.eval_badja import add_eval_badja_parser
+
+    add_eval_badja_parser(benchmarks)
 
 
 def _add_eval_colorize(benchmarks) -> None:

@@ -545,7 +545,7 @@ def _summary_table(runs: list[EvalRun]) -> str:
             partial = f" <em>(unfinished: {len(r['finished'])} of {r['total']} sequences)</em>"
         rows.append(
             f"<tr><td>{_esc(run.label)}{partial}</td><td class='t'>{_esc(run.path)}</td><td class='t'>{_esc(run.method)}</td>"
-            f"<td>{_esc(run.config.get('preset', ''))}</td><td>{_esc(track.get('input_height') or 'native')}</td>"
+            f"<td>{_esc(run.config.get('preset', ''))}</td><td>{_esc(track.get('short_side', track.get('input_height')) or 'native')}</td>"
             f"<td data-v='{len(run.sequences)}'>{len(run.sequences)}</td>"
             + _num(r.get("J&F")) + _num(r.get("J")) + _num(r.get("F"))
             + _num(r.get("seconds_per_frame"), 3) + "</tr>"

@@ -7,6 +7,7 @@ An id mask is ``(H, W) uint8``: 0 is background, 1..254 are objects, 255 (``VOID
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,6 +169,12 @@ class LabelMap:
         present = np.unique(np.asarray(ids_mask))
         objects = [int(i) for i in present if i not in (0, VOID_ID)]
         return cls((0, *objects))
+
+    @classmethod
+    def from_masks(cls, ids_masks: Iterable[np.ndarray]) -> LabelMap:
+        """Channels ``[0] + sorted object ids present`` in any of ``ids_masks`` (each (H, W))."""
+        present = set().union(*(cls.from_mask(mask).object_ids for mask in ids_masks))
+        return cls((0, *sorted(present)))
 
     @property
     def num_channels(self) -> int:
