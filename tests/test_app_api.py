@@ -13,7 +13,7 @@ pytest.importorskip("fastapi", reason="the app needs fastapi (pip install -e '.[
 from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from colortrack.app.engine import Engine, first_computed  # noqa: E402
+from colortrack.app.engine import Engine  # noqa: E402
 from colortrack.app.exports import bounding_box, rle_decode, rle_encode  # noqa: E402
 from colortrack.app.project import Project  # noqa: E402
 from colortrack.app.server import AppState, create_app  # noqa: E402
@@ -21,7 +21,6 @@ from colortrack.app.workspace import PROJECTS_DIR, UPLOADS_DIR, UploadTooLarge, 
 from colortrack.demo.synthetic import make_video  # noqa: E402
 from colortrack.io.masks import DAVIS_PALETTE  # noqa: E402
 from colortrack.io.video import VideoReader, write_video  # noqa: E402
-from colortrack.tasks.masks import mask_confidence  # noqa: E402
 
 FRAMES, HEIGHT, WIDTH = 12, 48, 64
 
@@ -151,31 +150,46 @@ def test_a_keyframe_of_the_wrong_size_is_refused(client):
     assert response.status_code == 400 and f"expected {HEIGHT}x{WIDTH}" in response.json()["error"]
 
 
-def test_propagation_streams_results_and_corrections_recompute_from_their_keyframe(client, video):
-    project = open_clip(client)
-    pid = project["id"]
+def propagated(client: TestClient, pid: str) -> list[dict]:
+    response = client.post(f"/api/projects/{pid}/propagate")
+    assert response.status_code == 200, response.text
+    events = finish(client, response.json())
+    assert events[-1]["state"] == "done", events[-1]["message"]
+    return events
+
+
+def test_propagation_streams_results_and_a_correction_recomputes_only_what_it_affects(client, video):
+    pid = open_clip(client)["id"]
     summary = client.put(f"/api/projects/{pid}/keyframes/0", content=video.masks[0].tobytes()).json()
     assert [o["id"] for o in summary["objects"]] == [1, 2]
-    events = finish(client, client.post(f"/api/projects/{pid}/propagate", json={"start": 0}).json())
-    assert events[-1]["state"] == "done" and events[-1]["done"] == FRAMES
-    assert [index for event in events for index, _ in event["frames"]] == list(range(FRAMES))
+    assert summary["stale"] == list(range(1, FRAMES))
+    events = propagated(client, pid)
+    assert events[-1]["done"] == events[-1]["total"] == FRAMES - 1
+    assert [index for event in events for index, _ in event["frames"]] == list(range(1, FRAMES))
     assert np.array_equal(mask_of(client, pid, FRAMES - 1), video.masks[0])  # identity: the keyframe repeated
-    client.put(f"/api/projects/{pid}/keyframes/6", content=video.masks[6].tobytes())
-    events = finish(client, client.post(f"/api/projects/{pid}/propagate", json={"start": 8}).json())
-    assert [index for event in events for index, _ in event["frames"]] == list(range(6, FRAMES))
-    assert np.array_equal(mask_of(client, pid, 5), video.masks[0])
-    assert np.array_equal(mask_of(client, pid, FRAMES - 1), video.masks[6])
+
+    for index in (6, FRAMES - 1):
+        client.put(f"/api/projects/{pid}/keyframes/{index}", content=video.masks[index].tobytes())
+    propagated(client, pid)
+    corrected = client.put(f"/api/projects/{pid}/keyframes/9", content=video.masks[9].tobytes()).json()
+    assert corrected["stale"] == [7, 8, 10]
+    events = propagated(client, pid)
+    assert [index for event in events for index, _ in event["frames"]] == [7, 8, 10]
     summary = client.get(f"/api/projects/{pid}").json()
-    assert summary["keyframes"] == [0, 6] and len(summary["confidence"]) == FRAMES
+    assert summary["keyframes"] == [0, 6, 9, FRAMES - 1] and summary["stale"] == []
+    assert set(summary["confidence"]) == {str(t) for t in range(1, FRAMES) if t not in (6, 9, FRAMES - 1)} | {"6", "9", str(FRAMES - 1)}
+    assert np.array_equal(mask_of(client, pid, 9), video.masks[9])
 
 
-def test_frames_before_the_first_keyframe_are_tracked_backward():
-    keyframes = {4: np.full((2, 2), 1, np.uint8), 7: np.full((2, 2), 2, np.uint8)}
-    frames = [np.full((2, 2, 3), t, np.uint8) for t in range(10)]
-    results = list(Engine("identity").propagate(frames, keyframes, start=1))
-    assert [r.index for r in results] == [3, 2, 1, 4, 5, 6, 7, 8, 9]
-    assert [int(r.ids[0, 0]) for r in results] == [1, 1, 1, 1, 1, 1, 2, 2, 2]
-    assert first_computed(keyframes, 1) == 1 and first_computed(keyframes, 6) == 4 and first_computed(keyframes, 9) == 7
+def test_removing_a_keyframe_makes_its_neighbourhood_stale(client, video):
+    pid = open_clip(client)["id"]
+    for index in (0, 6):
+        client.put(f"/api/projects/{pid}/keyframes/{index}", content=video.masks[index].tobytes())
+    propagated(client, pid)
+    summary = client.delete(f"/api/projects/{pid}/keyframes/6").json()
+    assert summary["keyframes"] == [0] and summary["stale"] == list(range(1, FRAMES))
+    propagated(client, pid)
+    assert np.array_equal(mask_of(client, pid, 6), video.masks[0])
 
 
 def test_exports_round_trip(client, video, workspace):
@@ -218,16 +232,9 @@ def test_rle_by_hand():
     assert np.array_equal(rle_decode(rle_encode(mask)), mask)
 
 
-def test_confidence_by_hand():
-    sure = np.zeros((2, 1, 2), np.float32)
-    sure[0] = 1.0
-    assert mask_confidence(sure) == 1.0  # nothing but certain background
-    mixed = np.array([[[1.0, 0.4]], [[0.0, 0.6]]], np.float32)  # the second pixel is 60 % object
-    assert mask_confidence(mixed) == pytest.approx(0.6)
-
-
 class _Failing:
-    def track(self, frames, first_labels):
+    def track(self, frames, first_labels, pinned=()):
+        yield first_labels
         yield first_labels
         raise RuntimeError("the tracker broke")
 
@@ -238,7 +245,7 @@ def test_a_crashed_job_keeps_the_annotations_and_a_restart_resumes(workspace, vi
     client.put(f"/api/projects/{pid}/keyframes/0", content=video.masks[0].tobytes())
     client.put(f"/api/projects/{pid}/objects", json=[{"id": 1, "name": "ball", "color": "#ff0000"}])
     client.app.state.colortrack.engine._propagator = _Failing()
-    last = finish(client, client.post(f"/api/projects/{pid}/propagate", json={"start": 0}).json())[-1]
+    last = finish(client, client.post(f"/api/projects/{pid}/propagate").json())[-1]
     assert last["state"] == "failed" and "the tracker broke" in last["message"] and last["done"] == 1
 
     restarted = make_client(workspace)
@@ -246,6 +253,7 @@ def test_a_crashed_job_keeps_the_annotations_and_a_restart_resumes(workspace, vi
     assert "job" not in project  # frames already extracted
     assert project["keyframes"] == [0] and project["objects"][0]["name"] == "ball"
     assert np.array_equal(mask_of(restarted, pid, 0), video.masks[0])
+    assert list(project["confidence"]) == ["1"] and project["stale"] == list(range(2, FRAMES))
 
 
 def test_a_second_job_waits_for_the_first(workspace, video):
@@ -270,3 +278,19 @@ def test_a_reference_image_must_match_the_video(client, video):
     Image.fromarray(video.frames[0]).save(buffer, format="PNG")
     response = client.put(f"/api/projects/{pid}/references/0?name=ref.png", content=buffer.getvalue())
     assert response.status_code == 200 and response.json()["references"] == [0]
+
+
+def test_colorizing_from_a_reference_frame(workspace, video):
+    client = make_client(workspace, method="color")
+    pid = open_clip(client)["id"]
+    buffer = io.BytesIO()
+    Image.fromarray(video.frames[0]).save(buffer, format="PNG")
+    client.put(f"/api/projects/{pid}/references/0?name=ref.png", content=buffer.getvalue())
+    events = finish(client, client.post(f"/api/projects/{pid}/colorize").json())
+    assert events[-1]["state"] == "done", events[-1]["message"]
+    assert client.get(f"/api/projects/{pid}").json()["colorized"]
+    preview = np.asarray(Image.open(io.BytesIO(client.get(f"/api/projects/{pid}/colorized/{FRAMES - 1}.jpg").content)))
+    assert preview.shape == (HEIGHT, WIDTH, 3)
+    assert preview.std(axis=2).mean() > 5  # coloured, not gray
+    movie = client.get(f"/api/projects/{pid}/exports/colorized.mp4")
+    assert movie.status_code == 200 and movie.headers["content-disposition"].endswith('clip-colorized.mp4"')

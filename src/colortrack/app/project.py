@@ -24,6 +24,7 @@ from colortrack.errors import InputError
 from colortrack.io.atomic import atomic_write, atomic_write_json, make_dirs
 from colortrack.io.masks import DAVIS_PALETTE, VOID_ID, read_mask, write_mask
 from colortrack.io.video import VideoReader, read_image
+from colortrack.tasks.keyframes import affected_frames
 from colortrack.tasks.track_job import input_fingerprint
 
 FRAME_QUALITY = 90
@@ -59,13 +60,15 @@ class Project:
     """The annotations of one workspace video. Thread-safe: the job thread writes results while
     requests read them."""
 
-    def __init__(self, folder: Path, video: str, reader: VideoReader, objects: list[ObjectInfo]):
+    def __init__(self, folder: Path, video: str, reader: VideoReader, objects: list[ObjectInfo], fingerprint: dict):
         self.folder = folder
         self.video = video
         self.reader = reader
         self.objects = objects
+        self.fingerprint = fingerprint
         self._lock = threading.Lock()
         self._confidence = _read_confidence(folder / "confidence.json")
+        self._stale = set(_read_json(folder / "stale.json").get("frames", []))
 
     @classmethod
     def open(cls, workspace: Workspace, video: str) -> Project:
@@ -79,13 +82,19 @@ class Project:
         if saved.get("fingerprint") != fingerprint:
             _forget_derived(folder)
         objects = [ObjectInfo.parse(o) for o in saved.get("objects", [])]
-        project = cls(folder, relative, reader, objects)
-        project._save(fingerprint)
+        project = cls(folder, relative, reader, objects, fingerprint)
+        project._save()
         return project
 
     @property
     def id(self) -> str:
         return self.folder.name
+
+    @property
+    def key(self) -> str:
+        """Names this version of the video: it changes when the file does."""
+        digest = hashlib.sha1(json.dumps(self.fingerprint, sort_keys=True).encode()).hexdigest()[:8]
+        return f"{self.id}:{digest}"
 
     @property
     def size(self) -> tuple[int, int]:
@@ -108,7 +117,7 @@ class Project:
             "frames_ready": self.frames_ready(),
             "objects": [asdict(o) for o in self.objects],
             "keyframes": self.keyframes(),
-            "propagated": sorted(self.confidence()),
+            "stale": self.stale(),
             "confidence": {str(t): c for t, c in sorted(self.confidence().items())},
             "references": _indices(self.folder / "references"),
             "colorized": (self.folder / "exports" / "colorized.mp4").is_file(),
@@ -145,10 +154,25 @@ class Project:
         if ids.shape != self.size:
             raise InputError(f"frame {index}", f"mask is {ids.shape[1]}x{ids.shape[0]}, the video {self.size[1]}x{self.size[0]}")
         write_mask(self._keyframe_path(index), ids)
+        self._mark_stale(index)
         self._add_objects(np.unique(ids))
 
     def delete_keyframe(self, index: int) -> None:
-        self._keyframe_path(index).unlink(missing_ok=True)
+        if self._keyframe_path(index).is_file():
+            self._keyframe_path(index).unlink()
+            self._mark_stale(index)
+
+    def stale(self) -> list[int]:
+        """Frames whose propagated mask predates a change of the keyframes around them."""
+        with self._lock:
+            return sorted(self._stale)
+
+    def _mark_stale(self, index: int) -> None:
+        keyframes = self.keyframes()
+        with self._lock:
+            self._stale.update(affected_frames(keyframes, index, self.num_frames))
+            self._stale.difference_update(keyframes)
+            atomic_write_json(self.folder / "stale.json", {"frames": sorted(self._stale)})
 
     def mask(self, index: int) -> np.ndarray | None:
         """The frame's keyframe mask, else its propagated one, else None. (H, W) uint8 ids."""
@@ -161,7 +185,9 @@ class Project:
         write_mask(self._mask_path(index), ids)
         with self._lock:
             self._confidence[index] = confidence
+            self._stale.discard(index)
             atomic_write_json(self.folder / "confidence.json", {str(t): c for t, c in sorted(self._confidence.items())})
+            atomic_write_json(self.folder / "stale.json", {"frames": sorted(self._stale)})
 
     def confidence(self) -> dict[int, float]:
         with self._lock:
@@ -228,11 +254,9 @@ class Project:
         if new:
             self.set_objects(self.objects + new)
 
-    def _save(self, fingerprint: dict | None = None) -> None:
-        path = self.folder / "project.json"
-        fingerprint = fingerprint or _read_json(path).get("fingerprint")
-        data = {"video": self.video, "fingerprint": fingerprint, "objects": [asdict(o) for o in self.objects]}
-        atomic_write_json(path, data)
+    def _save(self) -> None:
+        data = {"video": self.video, "fingerprint": self.fingerprint, "objects": [asdict(o) for o in self.objects]}
+        atomic_write_json(self.folder / "project.json", data)
 
 
 def project_id(video: str) -> str:
@@ -264,4 +288,5 @@ def _forget_derived(folder: Path) -> None:
     for name in ("frames", "masks", "colorized"):
         for path in (folder / name).glob("*.*"):
             path.unlink(missing_ok=True)
-    (folder / "confidence.json").unlink(missing_ok=True)
+    for name in ("confidence.json", "stale.json"):
+        (folder / name).unlink(missing_ok=True)

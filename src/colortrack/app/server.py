@@ -21,7 +21,7 @@ from PIL import Image
 from pydantic import BaseModel
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from colortrack.app.engine import Engine, first_computed
+from colortrack.app.engine import Engine
 from colortrack.app.exports import EXPORTS
 from colortrack.app.jobs import Busy, Job, JobRunner
 from colortrack.app.project import ObjectInfo, Project
@@ -63,10 +63,6 @@ _STATUS = ((NotFound, 404), (ForbiddenPath, 403), (UploadTooLarge, 413), (Busy, 
 
 class OpenRequest(BaseModel):
     path: str
-
-
-class PropagateRequest(BaseModel):
-    start: int = 0
 
 
 class ObjectModel(BaseModel):
@@ -188,19 +184,19 @@ def _add_mask_routes(app: FastAPI, state: AppState) -> None:
         return project.summary()
 
     @app.post("/api/projects/{project_id}/propagate")
-    def propagate(project_id: str, request: PropagateRequest) -> dict:
+    def propagate(project_id: str) -> dict:
+        """Re-computes the frames that the keyframes changed since the last propagation."""
         project = state.project(project_id)
-        project.check_index(request.start)
         keyframes = project.read_keyframes()
-        total = project.num_frames - first_computed(keyframes, request.start)
 
         def work(job: Job) -> str:
-            for result in state.engine.propagate(project.reader, keyframes, request.start):
-                project.write_result(result.index, result.ids, result.confidence)
-                job.advance(result.index, result.confidence)
+            for update in state.engine.propagate(project.key, project.reader, keyframes):
+                job.total = update.total
+                project.write_result(update.index, update.mask, update.confidence)
+                job.advance(update.index, update.confidence)
             return f"propagated {job.done} frames"
 
-        return state.jobs.start("propagate", total, work).snapshot()
+        return state.jobs.start("propagate", len(project.stale()) or project.num_frames, work).snapshot()
 
     @app.post("/api/projects/{project_id}/export/{name}")
     def export(project_id: str, name: str) -> dict:
