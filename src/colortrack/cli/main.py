@@ -268,7 +268,7 @@ def _add_embed(commands) -> None:
 
 
 def _add_report(commands) -> None:
-    from colortrack.eval.report import add_report_parser
+    from colortrack.cli.report import add_report_parser
 
     add_report_parser(commands)
 
