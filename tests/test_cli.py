@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from colortrack.cli.main import main
+from colortrack.io.davis import write_sequence
 from colortrack.io.masks import read_mask, write_mask
 from colortrack.io.video import VideoReader, write_frames_png, write_video
 from colortrack.demo.synthetic import make_video
@@ -30,11 +31,7 @@ def davis_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("davis")
     for name, objects, seed in (("alpha", 1, 1), ("beta", 2, 2)):
         video = make_video(num_frames=8, height=48, width=64, num_objects=objects, seed=seed)
-        write_frames_png(root / "JPEGImages" / "480p" / name, video.frames)
-        for index, mask in enumerate(video.masks):
-            path = root / "Annotations" / "480p" / name / f"{index:05d}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_mask(path, mask)
+        write_sequence(root, name, video.frames, video.masks)
     return root
 
 

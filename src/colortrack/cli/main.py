@@ -98,6 +98,7 @@ def _add_eval(commands) -> None:
     _add_method_options(jhmdb)
     _add_point_options(jhmdb)
     jhmdb.set_defaults(run=_run_eval_jhmdb)
+    _add_eval_badja(benchmarks)
     _add_eval_colorize(benchmarks)
 
 
@@ -234,7 +235,8 @@ def _run_track_points(args: argparse.Namespace) -> int:
 
 def _run_eval_jhmdb(args: argparse.Namespace) -> int:
     from colortrack.io.jhmdb import find_jhmdb_clips
-    from colortrack.tasks.points_job import evaluate_jhmdb, format_results
+    from colortrack.eval.jhmdb import evaluate_jhmdb
+    from colortrack.eval.keypoints import format_results
 
     names = _comma_list(args.clips)
     clips = find_jhmdb_clips(args.root, names)
@@ -265,9 +267,15 @@ def _add_embed(commands) -> None:
 
 
 def _add_report(commands) -> None:
-    from colortrack.eval.report import add_report_parser
+    from colortrack.cli.report import add_report_parser
 
     add_report_parser(commands)
+
+
+def _add_eval_badja(benchmarks) -> None:
+    from colortrack.cli.eval_badja import add_eval_badja_parser
+
+    add_eval_badja_parser(benchmarks)
 
 
 def _add_eval_colorize(benchmarks) -> None:

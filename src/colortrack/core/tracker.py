@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from colortrack.core.affinity import AffinityConfig, attend
+from colortrack.errors import InputError
 from colortrack.models.embedders.base import Embedder
 from colortrack.core.memory import ContextMemory, MemoryConfig
 from colortrack.core.precision import PRECISIONS, autocast
@@ -91,6 +92,16 @@ class Propagator(Protocol):
         ...
 
 
+def split_first(frames: Iterable[np.ndarray]) -> tuple[np.ndarray, Iterator[np.ndarray]]:
+    """The first frame and an iterator over the rest; InputError when there are no frames (a
+    :class:`colortrack.io.video.VideoReader` names the file itself)."""
+    stream = iter(frames)
+    first = next(stream, None)
+    if first is None:
+        raise InputError("video", "has no frames")
+    return first, stream
+
+
 def pick_device(name: str = "auto") -> torch.device:
     """The one place a device is chosen: "auto" takes CUDA when present."""
     if name == "auto":
@@ -110,8 +121,7 @@ class LabelTracker:
     def track(
         self, frames: Iterable[np.ndarray], first_labels: np.ndarray, pinned: Pinned = ()
     ) -> Iterator[np.ndarray]:
-        stream = iter(frames)
-        first = next(stream)
+        first, stream = split_first(frames)
         native_size = first.shape[:2]
         memory = ContextMemory(self.config.memory)
         memory.add(*self._annotated(first, first_labels))

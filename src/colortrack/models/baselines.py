@@ -9,15 +9,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from colortrack.core.tracker import Pinned
+from colortrack.core.tracker import Pinned, split_first
 
 
 class IdentityPropagator:
     """Predicts the first frame's labels for every frame (``pinned`` frames are not used)."""
 
     def track(self, frames: Iterable[np.ndarray], first_labels: np.ndarray, pinned: Pinned = ()) -> Iterator[np.ndarray]:
-        for _ in frames:
-            yield first_labels.astype(np.float32, copy=False)
+        _, rest = split_first(frames)
+        labels = first_labels.astype(np.float32, copy=False)
+        yield labels
+        for _ in rest:
+            yield labels
 
 
 class FlowPropagator:
@@ -29,8 +32,8 @@ class FlowPropagator:
 
     def track(self, frames: Iterable[np.ndarray], first_labels: np.ndarray, pinned: Pinned = ()) -> Iterator[np.ndarray]:
         flow_estimator = cv2.DISOpticalFlow_create(self.preset)
-        stream = iter(frames)
-        previous_gray = _gray(next(stream))
+        first, stream = split_first(frames)
+        previous_gray = _gray(first)
         labels = first_labels.astype(np.float32, copy=False)
         yield labels
         for frame in stream:
