@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_colorize(commands)
     _add_embed(commands)
     _add_report(commands)
+    _add_app(commands)
     return parser
 
 
@@ -270,6 +271,12 @@ def _add_report(commands) -> None:
     from colortrack.cli.report import add_report_parser
 
     add_report_parser(commands)
+
+
+def _add_app(commands) -> None:
+    from colortrack.cli.app import add_app_parser
+
+    add_app_parser(commands)
 
 
 def _add_eval_badja(benchmarks) -> None:
