@@ -8,7 +8,11 @@ touches is resolved inside the workspace.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -292,3 +296,23 @@ def _colorize(state: AppState, project: Project, references: dict[int, np.ndarra
                 Image.fromarray(frame).save(tmp, format="JPEG", quality=90)
             job.advance(index)
     return f"colorized {job.done} frames"
+
+
+@contextlib.contextmanager
+def serving(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve ``app`` from a thread (port 0: any free one) for the ``with`` block; yields its URL."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="colortrack-app", daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError(f"the app could not listen on {host}:{port}")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{port}/"
+    finally:
+        server.should_exit = True
+        thread.join()
