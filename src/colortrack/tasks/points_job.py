@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from colortrack.io.keypoints import check_inside, read_points, read_track_json, write_track_json
 from colortrack.io.video import VideoReader, VideoWriter
-from colortrack.tasks.points import PointConfig, collect, iter_points
+from colortrack.tasks.points import PointConfig, collect, iter_points, point_sigma
 from colortrack.io.overlay import draw_points
 from colortrack.tasks.track_job import (
     _NoWriter,
@@ -56,7 +56,9 @@ def track_points_video(
     out_dir = _prepare_output(out_dir)
     keypoints_path = out_dir / "keypoints.json"
     overlay_path = out_dir / "overlay.mp4" if overlay else None
-    settings = {**settings, "inputs": {"video": input_fingerprint(reader), "points": input_fingerprint(points_path)}}
+    sigma = point_sigma(propagator, (reader.info.height, reader.info.width), config)
+    inputs = {"video": input_fingerprint(reader), "points": input_fingerprint(points_path)}
+    settings = {**settings, "sigma_pixels": round(sigma, 4), "inputs": inputs}
     if finished_run(out_dir, settings, [keypoints_path] + [overlay_path] * overlay):
         _, _, _, visible = read_track_json(keypoints_path)
         return PointsOutput(keypoints_path, overlay_path, len(visible), int((~visible).sum()), skipped=True)
