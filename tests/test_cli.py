@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from colortrack.cli.main import main
+from colortrack.io.davis import write_sequence
 from colortrack.io.masks import read_mask, write_mask
 from colortrack.io.video import VideoReader, write_frames_png, write_video
 from colortrack.demo.synthetic import make_video
@@ -30,11 +31,7 @@ def davis_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("davis")
     for name, objects, seed in (("alpha", 1, 1), ("beta", 2, 2)):
         video = make_video(num_frames=8, height=48, width=64, num_objects=objects, seed=seed)
-        write_frames_png(root / "JPEGImages" / "480p" / name, video.frames)
-        for index, mask in enumerate(video.masks):
-            path = root / "Annotations" / "480p" / name / f"{index:05d}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_mask(path, mask)
+        write_sequence(root, name, video.frames, video.masks)
     return root
 
 
@@ -119,7 +116,7 @@ def test_eval_refuses_to_mix_configurations(davis_root, tmp_path):
         (lambda d, c: ["eval", "davis", "--root", d / "nodavis", "--out", d / "o"], "nodavis"),
         (lambda d, c: ["track", c / "video.mp4", "--mask", f"{c / 'sixth.png'}@10", "--out", d / "o"], "sixth.png: frame index 10 is out of range: the video has frames 0..9"),
         (lambda d, c: ["track", c / "video.mp4", "--mask", c / "first.png", "--mask", f"{d / 'small.png'}@4", "--out", d / "o"], "small.png: mask is 32x16 but the video is 96x64"),
-        (lambda d, c: ["track", c / "video.mp4", "--mask", c / "first.png", "--mask", f"{c / 'sixth.png'}@0", "--out", d / "o"], "frame 0 already has a mask"),
+        (lambda d, c: ["track", c / "video.mp4", "--mask", c / "first.png", "--mask", f"{c / 'sixth.png'}@0", "--out", d / "o"], "frame 0 is already annotated by"),
         (lambda d, c: ["track", c / "video.mp4", "--mask", f"{c / 'sixth.png'}@x", "--out", d / "o"], "is not a whole number"),
     ],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import av
@@ -12,7 +13,9 @@ from PIL import Image
 
 from colortrack.cli.main import main
 from colortrack.core.tracker import PRESETS, LabelTracker
+from colortrack.demo.synthetic import make_video
 from colortrack.errors import InputError
+from colortrack.io.davis import write_sequence
 from colortrack.io.masks import read_mask, write_mask
 from colortrack.io.video import VideoReader, image_size, read_image
 from colortrack.models.baselines import FlowPropagator, IdentityPropagator
@@ -119,3 +122,33 @@ def test_no_frames_is_an_input_error_and_one_frame_gives_the_first_mask(propagat
         list(propagate_mask(propagator, [], mask))
     (only,) = propagate_mask(propagator, [blocks(32, 48)], mask)
     np.testing.assert_array_equal(only, mask)
+
+
+def write_davis(root: Path, lengths: dict[str, int]) -> Path:
+    for name, length in lengths.items():
+        video = make_video(num_frames=length, height=48, width=64, num_objects=1, seed=length)
+        write_sequence(root, name, video.frames, video.masks)
+    return root
+
+
+def test_a_two_frame_sequence_leaves_the_dataset_scores_free_of_nan(tmp_path, capsys):
+    root = write_davis(tmp_path / "davis", {"long": 6, "short": 2})
+    code = main(["eval", "davis", "--root", str(root), "--method", "identity", "--out", str(tmp_path / "eval"), "--quiet"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "nan" not in printed.lower() and "short (object 1)" in printed
+    results = json.loads((tmp_path / "eval" / "results.json").read_text(), parse_constant=_refuse)
+    assert results["unscored"] == [{"sequence": "short", "object": 1}]
+    assert [row["sequence"] for row in results["sequences"]] == ["long"]
+    assert results["J&F"] == pytest.approx(results["sequences"][0]["J&F"])
+
+
+def test_a_dataset_with_nothing_to_score_is_a_one_line_error(tmp_path, capsys):
+    root = write_davis(tmp_path / "davis", {"one": 1, "two": 2})
+    code = main(["eval", "davis", "--root", str(root), "--method", "identity", "--out", str(tmp_path / "eval"), "--quiet"])
+    assert code == 2
+    assert "no sequence has a frame to score" in capsys.readouterr().err
+
+
+def _refuse(constant: str):
+    raise ValueError(f"{constant} in results.json")

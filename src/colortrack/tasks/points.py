@@ -34,13 +34,15 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
 
 from colortrack.core.tracker import Propagator, split_first
+from colortrack.errors import InputError
+from colortrack.tasks.keyframes import propagate_keyframes
 
 DEFAULT_SIGMA = 4.0  # native pixels, for propagators without feature cells
 
@@ -279,18 +281,50 @@ def iter_points(
         yield first
         yield from stream
 
-    num_points = len(keypoints)
-    fading = FadeDetector(num_points, config.fade_below, config.fade_memory)
+    fading = FadeDetector(len(keypoints), config.fade_below, config.fade_memory)
     for index, maps in enumerate(propagator.track(replay(), first_maps)):
-        if index == 0:
-            yield PointFrame(keypoints.xy.copy(), np.ones(num_points, np.float32), np.ones(num_points, bool))
-            continue
-        xy, mass = decode_maps(maps[:num_points], sigma, config)
-        confidence = (mass / reference).astype(np.float32)
-        visible = (confidence >= config.lost_below) & np.isfinite(xy).all(axis=1) & fading.not_faded(confidence)
-        fading.remember(confidence, visible)
-        xy[~visible] = np.nan
-        yield PointFrame(xy, confidence, visible)
+        yield _given(keypoints) if index == 0 else _decoded(maps, reference, sigma, config, fading)
+
+
+def iter_keyframe_points(
+    propagator: Propagator,
+    frames: Sequence[np.ndarray],
+    keyframes: Mapping[int, Keypoints],
+    config: PointConfig = PointConfig(),
+) -> Iterator[PointFrame]:
+    """Decoded points for every frame from points given on several keyframes, through
+    :func:`colortrack.tasks.keyframes.propagate_keyframes` (frames between two keyframes from
+    both). frames: RGB (H, W, 3) uint8 of the whole video, by index; keyframes: ``{frame index:
+    Keypoints}``, the same names in each. A keyframe gives its points back; confidences are
+    relative to the masses of the earliest keyframe's maps."""
+    height, width = frames[0].shape[:2]
+    sigma = point_sigma(propagator, (height, width), config)
+    first = keyframes[min(keyframes)]
+    for index, points in keyframes.items():
+        if points.names != first.names:
+            raise InputError(f"points of frame {index}", f"name other points than frame {min(keyframes)}'s: {', '.join(first.names)}")
+    maps = {index: point_maps(points.xy, height, width, sigma) for index, points in keyframes.items()}
+    reference = np.maximum(decode_maps(maps[min(keyframes)][:-1], sigma, config)[1], 1e-12)
+    fading = FadeDetector(len(first), config.fade_below, config.fade_memory)
+    for index, predicted in enumerate(propagate_keyframes(propagator, frames, maps)):
+        yield _given(keyframes[index]) if index in keyframes else _decoded(predicted, reference, sigma, config, fading)
+
+
+def _given(keypoints: Keypoints) -> PointFrame:
+    count = len(keypoints)
+    return PointFrame(keypoints.xy.copy(), np.ones(count, np.float32), np.ones(count, bool))
+
+
+def _decoded(
+    maps: np.ndarray, reference: np.ndarray, sigma: float, config: PointConfig, fading: FadeDetector
+) -> PointFrame:
+    """maps: (P + 1, H, W) propagated point maps; reference: (P,) masses of the annotated maps."""
+    xy, mass = decode_maps(maps[: len(reference)], sigma, config)
+    confidence = (mass / reference).astype(np.float32)
+    visible = (confidence >= config.lost_below) & np.isfinite(xy).all(axis=1) & fading.not_faded(confidence)
+    fading.remember(confidence, visible)
+    xy[~visible] = np.nan
+    return PointFrame(xy, confidence, visible)
 
 
 def propagate_points(
@@ -339,6 +373,7 @@ __all__ = [
     "collect",
     "decode_maps",
     "feature_cell",
+    "iter_keyframe_points",
     "iter_points",
     "point_maps",
     "point_sigma",
