@@ -74,8 +74,8 @@ def _add_colorize_options(parser: argparse.ArgumentParser) -> None:
     tuning.add_argument("--radius", type=int, help="local window radius in feature cells (0: global)")
     tuning.add_argument("--recent", type=int, help="propagate: number of recent predicted frames in the context")
     tuning.add_argument(
-        "--input-height", type=int,
-        help="resize frames to this height before embedding (default: 240 for a trained model, native for gray; 0: native)",
+        "--short-side", "--input-height", type=int,
+        help="resize frames so that their shorter side has this many pixels before embedding (default: 240 for a trained model, native for gray; 0: native; --input-height is an old name)",
     )
     tuning.add_argument(
         "--precision", choices=PRECISIONS,
@@ -106,18 +106,18 @@ def overrides(args: argparse.Namespace) -> dict:
     return out
 
 
-def input_height(args: argparse.Namespace) -> int | None:
-    """The embedding height: as given (0: native), else the one a trained model was tuned at."""
-    if args.input_height is not None:
-        return args.input_height or None
-    return None if args.embedder == "gray" else PRESETS["default"].input_height
+def short_side(args: argparse.Namespace) -> int | None:
+    """The embedding short side: as given (0: native), else the one a trained model was tuned at."""
+    if args.short_side is not None:
+        return args.short_side or None
+    return None if args.embedder == "gray" else PRESETS["default"].short_side
 
 
 def run_colorize(args: argparse.Namespace) -> int:
     from colortrack.tasks.colorize import ColorizeConfig, colorize_video
     from colortrack.core.tracker import pick_device
 
-    config = ColorizeConfig.for_method(args.method, input_height=input_height(args), **overrides(args))
+    config = ColorizeConfig.for_method(args.method, short_side=short_side(args), **overrides(args))
     output = colorize_video(
         args.video,
         args.ref,
@@ -154,7 +154,7 @@ def run_eval_colorize(args: argparse.Namespace) -> int:
         methods=methods,
         embedder=args.embedder,
         overrides=overrides(args),
-        input_height=input_height(args),
+        short_side=short_side(args),
         max_frames=args.max_frames,
         sequences=dataset.names,
         refiner=args.refiner if any(name.endswith(REFINE_SUFFIX) for name in methods) else None,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from colortrack import __version__
 from colortrack.errors import InputError, run_with_clear_errors
-from colortrack.tasks.points import PointConfig, default_sigma
+from colortrack.tasks.points import PointConfig
 from colortrack.models.registry import DEFAULT_METHOD, default_preset, make_propagator, resolve_preset
 from colortrack.core.precision import PRECISIONS
 from colortrack.core.tracker import PRESETS, Propagator, TrackConfig, pick_device
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_colorize(commands)
     _add_embed(commands)
     _add_report(commands)
+    _add_app(commands)
     return parser
 
 
@@ -54,19 +55,27 @@ def _add_method_options(parser: argparse.ArgumentParser) -> None:
     tuning.add_argument("--radius", type=int, help="local window radius in feature cells (0: global)")
     tuning.add_argument("--recent", type=int, help="number of most recent frames in the context")
     tuning.add_argument("--first-frame", choices=("keep", "drop"), help="keep the first frame in the context")
-    tuning.add_argument("--input-height", type=int, help="resize frames to this height before embedding (0: native)")
+    tuning.add_argument(
+        "--short-side", "--input-height", type=int, help="resize frames so that their shorter side has this many pixels before embedding (0: native; --input-height is an old name)"
+    )
     tuning.add_argument("--precision", choices=PRECISIONS, help="autocast of a learned encoder")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _add_track(commands) -> None:
-    parser = commands.add_parser("track", help="propagate a first-frame mask or points through a video")
+    parser = commands.add_parser("track", help="propagate masks of one or more keyframes, or points, through a video")
     parser.add_argument("video", type=Path, help="video file (mp4/avi/mov/mkv) or folder of frames")
     first = parser.add_mutually_exclusive_group(required=True)
-    first.add_argument("--mask", type=Path, help="first-frame mask PNG (palette ids or 0/255)")
     first.add_argument(
-        "--points", type=Path, help="first-frame points: JSON, CSV (name,x,y) or JHMDB joint_positions.mat"
+        "--mask", action="append", metavar="MASK.png[@FRAME]",
+        help="mask PNG (palette ids or 0/255) of frame FRAME, a 0-based index (default 0); repeat it to give "
+        "several keyframes: frames between two are predicted from both",
+    )
+    first.add_argument(
+        "--points", action="append", metavar="POINTS[@FRAME]",
+        help="points of frame FRAME (default 0): JSON, CSV (name,x,y) or JHMDB joint_positions.mat; repeat it "
+        "to give several keyframes with the same names",
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")
@@ -92,24 +101,31 @@ def _add_eval(commands) -> None:
     _add_method_options(jhmdb)
     _add_point_options(jhmdb)
     jhmdb.set_defaults(run=_run_eval_jhmdb)
+    _add_eval_badja(benchmarks)
     _add_eval_colorize(benchmarks)
 
 
 def _add_point_options(parser: argparse.ArgumentParser) -> None:
     points = parser.add_argument_group("points")
-    points.add_argument("--sigma", type=float, help="Gaussian of each point in pixels (default: half the stride)")
+    points.add_argument("--sigma", type=float, help="Gaussian of each point in native pixels (default: half a feature cell)")
     points.add_argument(
         "--lost-below", type=float, help="confidence under which a point is reported lost (0: never)"
     )
+    points.add_argument(
+        "--fade-below", type=float,
+        help="a point is lost while its confidence is under this fraction of its recent level (occlusion; 0: never)",
+    )
 
 
-def point_config(args: argparse.Namespace, propagator) -> PointConfig:
-    """Point encoding and decoding with the command line's overrides, sigma resolved."""
+def point_config(args: argparse.Namespace) -> PointConfig:
+    """Point encoding and decoding with the command line's overrides (sigma None: sized per video
+    in feature cells, see :func:`colortrack.tasks.points.point_sigma`)."""
     config = PointConfig()
     if args.sigma is not None and not args.sigma > 0:
         raise InputError("--sigma", f"must be positive, got {args.sigma}")
     lost_below = config.lost_below if args.lost_below is None else args.lost_below
-    return replace(config, sigma=args.sigma or default_sigma(propagator), lost_below=lost_below)
+    fade_below = config.fade_below if args.fade_below is None else args.fade_below
+    return replace(config, sigma=args.sigma, lost_below=lost_below, fade_below=fade_below)
 
 
 def _add_demo(commands) -> None:
@@ -148,7 +164,7 @@ def track_config(args: argparse.Namespace) -> TrackConfig:
     return TrackConfig(
         affinity=replace(config.affinity, **affinity),
         memory=replace(config.memory, **memory),
-        input_height=config.input_height if args.input_height is None else (args.input_height or None),
+        short_side=config.short_side if args.short_side is None else (args.short_side or None),
         precision=args.precision or config.precision,
     )
 
@@ -164,17 +180,31 @@ def _comma_list(text: str | None) -> list[str] | None:
 
 
 def _run_track(args: argparse.Namespace) -> int:
-    from colortrack.tasks.track_job import track_video
+    from colortrack.tasks.masks import track_video
 
     if args.points is not None:
         return _run_track_points(args)
     config, propagator = configured_propagator(args)
     settings = {"method": args.method, "preset": args.preset, "track": config.to_dict()}
-    output = track_video(args.video, args.mask, args.out, propagator, settings, not args.no_overlay, not args.quiet)
+    keyframes = keyframe_paths(args.mask, "--mask")
+    output = track_video(args.video, keyframes, args.out, propagator, settings, not args.no_overlay, not args.quiet)
     print(f"wrote {output.num_frames} masks to {output.masks_dir}")
     if output.overlay:
         print(f"wrote {output.overlay}")
     return 0
+
+
+def keyframe_paths(specs: list[str], option: str) -> dict[int, Path]:
+    """``FILE[@FRAME]`` arguments of ``option`` -> ``{frame index: path}``; a frame given twice is an InputError."""
+    from colortrack.tasks.colorize import parse_reference
+
+    keyframes: dict[int, Path] = {}
+    for spec in specs:
+        path, index = parse_reference(spec)
+        if index in keyframes:
+            raise InputError(f"{option} {spec}", f"frame {index} is already annotated by {keyframes[index]}")
+        keyframes[index] = path
+    return keyframes
 
 
 def _run_eval_davis(args: argparse.Namespace) -> int:
@@ -201,10 +231,11 @@ def _run_track_points(args: argparse.Namespace) -> int:
     from colortrack.tasks.points_job import track_points_video
 
     config, propagator = configured_propagator(args)
-    points = point_config(args, propagator)
+    points = point_config(args)
     settings = {"method": args.method, "preset": args.preset, "track": config.to_dict(), "points": points.to_dict()}
     output = track_points_video(
-        args.video, args.points, args.out, propagator, settings, points, not args.no_overlay, not args.quiet
+        args.video, keyframe_paths(args.points, "--points"), args.out, propagator, settings, points,
+        not args.no_overlay, not args.quiet,
     )
     print(f"wrote {output.num_frames} frames of points to {output.keypoints} ({output.num_lost} lost)")
     if output.overlay:
@@ -214,12 +245,13 @@ def _run_track_points(args: argparse.Namespace) -> int:
 
 def _run_eval_jhmdb(args: argparse.Namespace) -> int:
     from colortrack.io.jhmdb import find_jhmdb_clips
-    from colortrack.tasks.points_job import evaluate_jhmdb, format_results
+    from colortrack.eval.jhmdb import evaluate_jhmdb
+    from colortrack.eval.keypoints import format_results
 
     names = _comma_list(args.clips)
     clips = find_jhmdb_clips(args.root, names)
     config, propagator = configured_propagator(args)
-    points = point_config(args, propagator)
+    points = point_config(args)
     settings = {
         "method": args.method,
         "preset": args.preset,
@@ -245,9 +277,21 @@ def _add_embed(commands) -> None:
 
 
 def _add_report(commands) -> None:
-    from colortrack.eval.report import add_report_parser
+    from colortrack.cli.report import add_report_parser
 
     add_report_parser(commands)
+
+
+def _add_app(commands) -> None:
+    from colortrack.cli.app import add_app_parser
+
+    add_app_parser(commands)
+
+
+def _add_eval_badja(benchmarks) -> None:
+    from colortrack.cli.eval_badja import add_eval_badja_parser
+
+    add_eval_badja_parser(benchmarks)
 
 
 def _add_eval_colorize(benchmarks) -> None:

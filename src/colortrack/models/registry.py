@@ -13,7 +13,8 @@ from colortrack.errors import InputError
 from colortrack.core.tracker import PRESETS, LabelTracker, Propagator, TrackConfig
 
 SHIPPED_MODEL = "model"  # the trained embedder packaged in colortrack/weights/model
-BUILTIN_METHODS = (SHIPPED_MODEL, "identity", "flow", "color")
+TRAINING_FREE_METHODS = ("identity", "flow", "color")
+BUILTIN_METHODS = (SHIPPED_MODEL, *TRAINING_FREE_METHODS)
 DEFAULT_METHOD = SHIPPED_MODEL
 
 
@@ -29,6 +30,14 @@ def load_model(spec: str | Path, device: torch.device):
     return load_embedder(shipped_model_path() if str(spec) == SHIPPED_MODEL else spec, device)
 
 
+def trained_weights(method: str) -> str | None:
+    """The weights a ``--method`` tracks with: ``model`` (the shipped weights) or the checkpoint
+    path it names; None for the training-free methods and for paths that do not exist."""
+    if method in TRAINING_FREE_METHODS:
+        return None
+    return method if method == SHIPPED_MODEL or Path(method).exists() else None
+
+
 def make_propagator(method: str, config: TrackConfig, device: torch.device) -> Propagator:
     """method: model, identity, flow, color, or the path of a trained checkpoint (file or run folder)."""
     if method == "identity":
@@ -37,8 +46,9 @@ def make_propagator(method: str, config: TrackConfig, device: torch.device) -> P
         return FlowPropagator()
     if method == "color":
         return LabelTracker(LabPatchEmbedder(), config, device)
-    if method == SHIPPED_MODEL or Path(method).exists():
-        return LabelTracker(load_model(method, device), config, device)
+    weights = trained_weights(method)
+    if weights is not None:
+        return LabelTracker(load_model(weights, device), config, device)
     choices = ", ".join(BUILTIN_METHODS)
     raise InputError("--method", f"unknown method '{method}': choose {choices} or a checkpoint path")
 

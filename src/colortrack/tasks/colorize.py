@@ -50,7 +50,7 @@ from colortrack.core.lab import lab_to_rgb, rgb_to_lab, rgb_to_lightness
 from colortrack.core.memory import ContextMemory, MemoryConfig
 from colortrack.core.precision import PRECISIONS, autocast
 from colortrack.models.refiner import Refiner, load_refiner, refine_frames
-from colortrack.core.tracker import PRESETS, LabelTracker, pick_device
+from colortrack.core.tracker import PRESETS, LabelTracker, input_size, pick_device
 
 METHODS = ("propagate", "reference", "spatiotemporal")
 
@@ -100,7 +100,8 @@ class ColorizeConfig:
 
     affinity: the attention that copies colours (target to references / context).
     recent: ``propagate`` only: number of most recent predicted frames in the context.
-    input_height: frames are resized to this height before embedding (None: native).
+    short_side: frames are resized so that their shorter side has this many pixels before
+    embedding (None: native), as :attr:`colortrack.core.tracker.TrackConfig.short_side`.
     precision: autocast of a neural embedder and of the refiner (fp32, bf16, fp16, auto; see
         :func:`colortrack.core.precision.autocast_dtype`); the affinity and the colours stay fp32.
         bf16 (the default, as for tracking) changes PSNR by less than 0.1 dB (docs/benchmarks.md).
@@ -110,7 +111,7 @@ class ColorizeConfig:
     affinity: AffinityConfig = field(default_factory=lambda: DEFAULT_AFFINITY["propagate"])
     recent: int = 3
     spatiotemporal: SpatiotemporalConfig = field(default_factory=SpatiotemporalConfig)
-    input_height: int | None = None
+    short_side: int | None = None
     precision: str = "bf16"
 
     def __post_init__(self) -> None:
@@ -433,12 +434,15 @@ class Colorizer:
         self.config = config
         self.device = device or pick_device()
         self.refiner = refiner
-        self._sizer = LabelTracker(embedder, replace(PRESETS["default"], input_height=config.input_height), self.device)
+
+    def input_size(self, native_size: tuple[int, int]) -> tuple[int, int]:
+        """``(h, w)`` the embedder sees for frames of ``native_size`` ``(H, W)``."""
+        return input_size(native_size, self.config.short_side, self.embedder.stride)
 
     @torch.no_grad()
     def embed(self, light: Tensor) -> Tensor:
         """light: (1, H, W) L. Returns (C, h, w) embeddings of the gray frame."""
-        size = self._sizer.input_size(tuple(light.shape[-2:]))
+        size = self.input_size(tuple(light.shape[-2:]))
         resized = F.interpolate(light[None].to(self.device), size=size, mode="bilinear", antialias=True)[0]
         gray = lab_to_rgb(torch.cat([resized, torch.zeros(2, *size, device=self.device)]))
         if not isinstance(self.embedder, torch.nn.Module):
@@ -493,7 +497,7 @@ class Colorizer:
         """The refined ab (2, h, w) of every frame, in time order, at the embedding input size: the
         scale G was trained at (cells of the embedder's stride); as good as refining 854x480
         frames at full size and 5x faster (docs/benchmarks.md). :func:`compose` scales it up."""
-        size = self._sizer.input_size(tuple(lights[0].shape[-2:]))
+        size = self.input_size(tuple(lights[0].shape[-2:]))
         refined = refine_frames(self.refiner, lights, predicted, confidence, references, size=size)
         return _each_in_precision(refined, self.config.precision, self.device)
 
@@ -507,7 +511,7 @@ class Colorizer:
         from colortrack.tasks.masks import propagate_mask
 
         preset = PRESETS["default" if isinstance(self.embedder, torch.nn.Module) else "color"]
-        tracker = LabelTracker(self.embedder, replace(preset, input_height=self.config.input_height), self.device)
+        tracker = LabelTracker(self.embedder, replace(preset, short_side=self.config.short_side), self.device)
         before: list[np.ndarray] = []
         anchor: list[np.ndarray] = []
 
