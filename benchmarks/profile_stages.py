@@ -59,6 +59,9 @@ COLORIZE_STAGES = [
     ("predict ab (affinity)", "colortrack.tasks.colorize", "predict_ab"),
     ("  top-k", "colortrack.core.affinity", "_topk"),
     ("refine", "colortrack.tasks.colorize", "refine_frames"),
+    ("  resize L to the refiner's size", "colortrack.models.refiner", "_shrink"),
+    ("  guided upsampling", "colortrack.models.refiner", "GuidedUpsample.forward"),
+    ("  CNN residual", "colortrack.models.refiner", "Refiner.residual"),
     ("compose (upsample ab + Lab -> rgb)", "colortrack.tasks.colorize", "compose"),
 ]
 
@@ -161,19 +164,22 @@ def profile_track(video: Path, mask: Path, frames: int, out: Path) -> dict[str, 
 
 def profile_colorize(video: Path, frames: int, out: Path) -> dict[str, float]:
     from colortrack.models.refiner import SHIPPED, load_refiner
-    from colortrack.tasks.colorize import ColorizeConfig, Colorizer, make_embedder
+    from colortrack.core.tracker import PRESETS
+    from colortrack.tasks.colorize import ColorizeConfig, Colorizer, embedder_temperature, make_embedder
 
     timers = Timers()
     decoded = decode(timers, video, frames)
     listed = [stage for stage, module, attribute in COLORIZE_STAGES if timers.wrap(stage, module, attribute)]
     try:
         device = torch.device("cpu")
-        colorizer = Colorizer(make_embedder("model", device), ColorizeConfig.for_method("propagate"), device,
-                              load_refiner(SHIPPED, device))
+        config = ColorizeConfig.for_method(  # what `colortrack colorize` does with the shipped model
+            "propagate", short_side=PRESETS["default"].short_side, temperature=embedder_temperature("model")
+        )
+        colorizer = Colorizer(make_embedder("model", device), config, device, load_refiner(SHIPPED, device))
         start = time.thread_time()
         colorized = list(colorizer.colorize(decoded, {0: decoded[0]}))
         timers.add("colorize (all of the above)", time.thread_time() - start)
-        write_video(timers, "write H.264 (x264 threads included)", out / "colorized.mp4", colorized, "medium")
+        write_video(timers, "write H.264 (x264 threads included)", out / "colorized.mp4", colorized, "veryfast")
     finally:
         timers.restore()
     return per_frame(timers, ["decode (JPEG/H.264 -> RGB)", "colorize (all of the above)", *listed], frames)
