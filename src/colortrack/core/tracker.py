@@ -15,6 +15,7 @@ from colortrack.core.affinity import AffinityConfig, attend
 from colortrack.models.embedders.base import Embedder
 from colortrack.core.memory import ContextMemory, MemoryConfig
 from colortrack.core.precision import PRECISIONS, autocast
+from colortrack.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class TrackConfig:
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+            raise InputError("precision", f"must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -102,7 +103,7 @@ class LabelTracker:
         first = next(stream)
         native_size = first.shape[:2]
         if first_labels.shape[1:] != native_size:
-            raise ValueError(f"labels {first_labels.shape[1:]} do not match the frame {native_size}")
+            raise InputError("labels", f"{first_labels.shape[1:]} do not match the frame {native_size}")
         memory = ContextMemory(self.config.memory)
         key = self.embed(first)
         labels = torch.from_numpy(first_labels).to(self.device, torch.float32)

@@ -27,12 +27,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from colortrack.defaults import SHIPPED_REFINER
 from colortrack.errors import InputError
 
 FORMAT = "colortrack-refiner"
 L_CENTER, L_SCALE, AB_SCALE = 50.0, 50.0, 64.0
 IN_CHANNELS = 7  # L(t-1), L(t), refined ab(t-1), warped ab(t), confidence(t)
-SHIPPED = "refiner"  # --refiner default: the weights packaged in colortrack/weights
+SHIPPED = SHIPPED_REFINER  # --refiner default
 
 
 @dataclass(frozen=True)

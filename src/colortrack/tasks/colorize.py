@@ -32,7 +32,7 @@ reference pixel of its instance among its candidates keeps them all).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -45,13 +45,14 @@ from tqdm import tqdm
 
 from colortrack.core.affinity import AffinityConfig, affinity_topk, attend
 from colortrack.models.embedders.base import Embedder
+from colortrack.defaults import COLORIZE_METHODS, DEFAULT_COLORIZE_METHOD, GRAY_EMBEDDER, SHIPPED_MODEL
 from colortrack.errors import InputError
 from colortrack.core.lab import lab_to_rgb, rgb_to_lab
 from colortrack.core.memory import ContextMemory, MemoryConfig
-from colortrack.models.refiner import Refiner, load_refiner, refine_frames
+from colortrack.models.refiner import Refiner, refine_frames
 from colortrack.core.tracker import PRESETS, LabelTracker, pick_device
 
-METHODS = ("propagate", "reference", "spatiotemporal")
+METHODS = COLORIZE_METHODS
 
 # Chosen on two davis2016-train sequences (boat, lucia) with the gray embedder (docs/colorization.md).
 # The temperature is the embedder's (see embedder_temperature) unless overridden.
@@ -110,9 +111,11 @@ class ColorizeConfig:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+            raise InputError("method", f"unknown method '{self.method}': choose {', '.join(METHODS)}")
         if self.recent < 0:
-            raise ValueError(f"recent must be >= 0, got {self.recent}")
+            raise InputError("recent", f"must be >= 0, got {self.recent}")
+        if not self.affinity.temperature > 0:
+            raise InputError("temperature", f"must be positive, got {self.affinity.temperature}")
 
     @classmethod
     def for_method(cls, method: str, **overrides) -> ColorizeConfig:
@@ -154,9 +157,9 @@ def predict_ab(
     Returns T tensors (2, h, w); reference frames get their own ab.
     """
     if not references:
-        raise ValueError("at least one reference frame is needed")
+        raise InputError("references", "at least one reference frame is needed")
     if any(not 0 <= index < len(embeddings) for index in references):
-        raise ValueError(f"reference frames {sorted(references)} outside 0..{len(embeddings) - 1}")
+        raise InputError("references", f"frames {sorted(references)} outside the video's 0..{len(embeddings) - 1}")
     if confidence is not None:
         if config.affinity.topk is None:
             raise InputError(
@@ -443,23 +446,25 @@ class Colorizer:
         instances: tuple[int, np.ndarray] | None = None,
         progress: bool = False,
     ) -> Iterator[np.ndarray]:
-        """frames: (H, W, 3) uint8 RGB, gray or colour; it is iterated twice (a VideoReader or a
-        sequence of frames, not a generator). references: frame index -> colour image of that
+        """frames: (H, W, 3) uint8 RGB, gray or colour: a re-readable source (a VideoReader, a
+        sequence) or a one-pass iterable (held in memory). references: frame index -> colour image of that
         frame (H, W, 3) uint8. instances: optional (frame index, (H, W) object ids, 255 void).
         Yields the colourized frames (H, W, 3) uint8: every frame's own L, predicted ab (refined
         when the colorizer has a refiner, see :meth:`refine`)."""
+        if iter(frames) is frames:
+            frames = list(frames)
         embeddings = []
         native = None
         for frame in tqdm(frames, desc="embedding", unit="frame", disable=not progress):
             native = frame.shape[:2]
             embeddings.append(self.embed(lightness(frame, self.device)))
         if native is None:
-            raise ValueError("no frames")
+            raise InputError("video", "no frames")
         grid = tuple(embeddings[0].shape[-2:])
         ref_full = {}
         for index, image in references.items():
             if image.shape[:2] != native:
-                raise ValueError(f"reference {index} is {image.shape[:2]}, frames are {native}")
+                raise InputError(f"reference {index}", f"is {image.shape[1]}x{image.shape[0]} but the video is {native[1]}x{native[0]}")
             ref_full[index] = chrominance(image, self.device)
         ref_cells = {index: F.adaptive_avg_pool2d(ab, grid) for index, ab in ref_full.items()}
         groups = None
@@ -547,21 +552,56 @@ def parse_reference(text: str) -> tuple[Path, int]:
 def embedder_temperature(spec: str) -> float:
     """The softmax temperature that suits an embedder: 0.05 for the gray embedder's cosine
     similarities, a checkpoint's training temperature for its raw dot products."""
-    if spec == "gray":
+    if spec == GRAY_EMBEDDER:
         return GRAY_TEMPERATURE
-    from colortrack.models.registry import SHIPPED_MODEL, shipped_model_path
+    from colortrack.models.registry import shipped_model_path
     from colortrack.train.checkpoint import read_meta
 
     path = shipped_model_path() if spec == SHIPPED_MODEL else spec
     return float(read_meta(path).get("train_config", {}).get("temperature", GRAY_TEMPERATURE))
 
 
+def default_input_height(embedder: str) -> int | None:
+    """The embedding height an embedder was tuned at: the ``default`` preset's for a trained model
+    (240 rows), native for the training-free gray embedder."""
+    return None if embedder == GRAY_EMBEDDER else PRESETS["default"].input_height
+
+
+def colorize_overrides(
+    embedder: str = SHIPPED_MODEL,
+    temperature: float | None = None,
+    topk: int | None = None,
+    radius: int | None = None,
+    recent: int | None = None,
+) -> dict:
+    """Overrides of a method's defaults (:meth:`ColorizeConfig.for_method`) as the command line
+    gives them: None is not given, 0 disables top-k or the radius; the temperature defaults to the
+    embedder's (:func:`embedder_temperature`)."""
+    if temperature is not None and not temperature > 0:
+        raise InputError("temperature", f"must be positive, got {temperature}")
+    out: dict = {"temperature": embedder_temperature(embedder) if temperature is None else temperature}
+    out.update({name: value or None for name, value in (("topk", topk), ("radius", radius)) if value is not None})
+    if recent is not None:
+        out["recent"] = recent
+    return out
+
+
+def colorize_config(
+    method: str = DEFAULT_COLORIZE_METHOD, embedder: str = SHIPPED_MODEL, input_height: int | None = None, **overrides
+) -> ColorizeConfig:
+    """The configuration ``colortrack colorize`` uses: the method's defaults for ``embedder``
+    (its temperature, its input height; ``input_height`` 0 is native) with ``overrides`` (see
+    :func:`colorize_overrides`)."""
+    height = default_input_height(embedder) if input_height is None else (input_height or None)
+    return ColorizeConfig.for_method(method, input_height=height, **colorize_overrides(embedder, **overrides))
+
+
 def make_embedder(spec: str, device: torch.device) -> Embedder:
     """``model`` (the shipped weights), ``gray`` (training-free LuminancePatchEmbedder) or a
     checkpoint path (file or run folder)."""
-    from colortrack.models.registry import SHIPPED_MODEL, load_model
+    from colortrack.models.registry import load_model
 
-    if spec == "gray":
+    if spec == GRAY_EMBEDDER:
         from colortrack.models.embedders.gray import LuminancePatchEmbedder
 
         return LuminancePatchEmbedder()
@@ -571,6 +611,72 @@ def make_embedder(spec: str, device: torch.device) -> Embedder:
 
 
 # ----------------------------------------------------------------------------- the job
+
+
+def load_references(refs, size: tuple[int, int], num_frames: int | None = None) -> dict[int, np.ndarray]:
+    """Colour images of reference frames: ``{frame index: image}``, one image (of frame 0) or a
+    list of ``IMAGE[@FRAME]`` strings (paths); an image is a path or an (H, W, 3) uint8 array of
+    the video's ``size`` (H, W). Returns frame index -> (H, W, 3) uint8, checked against the size
+    and ``num_frames`` (when known)."""
+    from colortrack.io.sources import read_rgb
+
+    if isinstance(refs, Mapping):
+        items = [(f"reference {index}", image, index) for index, image in refs.items()]
+    elif isinstance(refs, (str, os.PathLike, np.ndarray)):
+        items = [_reference_item(refs)]
+    else:
+        items = [_reference_item(ref) for ref in refs]
+    references: dict[int, np.ndarray] = {}
+    for name, image, index in items:
+        if not isinstance(index, (int, np.integer)) or index < 0:
+            raise InputError(name, f"frame index must be a whole number >= 0, got {index!r}")
+        if num_frames is not None and index >= num_frames:
+            raise InputError(name, f"frame {index} is past the video's last frame ({num_frames - 1})")
+        if index in references:
+            raise InputError(name, f"frame {index} has two reference images")
+        rgb = read_rgb(image, name)
+        if rgb.shape[:2] != tuple(size):
+            where = image if isinstance(image, (str, os.PathLike)) else name
+            raise InputError(where, f"reference is {rgb.shape[1]}x{rgb.shape[0]} but the video is {size[1]}x{size[0]}")
+        references[int(index)] = rgb
+    if not references:
+        raise InputError("--ref", "at least one reference image is needed")
+    return references
+
+
+def _reference_item(ref) -> tuple[str, object, int]:
+    if isinstance(ref, np.ndarray):
+        return "reference 0", ref, 0
+    path, index = parse_reference(str(ref))
+    return str(ref), path, index
+
+
+def load_instances(instances, size: tuple[int, int], num_frames: int | None = None) -> tuple[int, np.ndarray] | None:
+    """The object mask that keeps colours within objects: None, ``MASK[@FRAME]`` (a path), an
+    (H, W) id array (of frame 0), ``(frame index, mask)`` or ``{frame index: mask}`` (one entry).
+    Returns (frame index, (H, W) uint8 ids)."""
+    from colortrack.io.sources import read_ids
+
+    if instances is None:
+        return None
+    if isinstance(instances, Mapping):
+        if len(instances) != 1:
+            raise InputError("instances", f"one instance mask is supported, got {len(instances)}")
+        instances = next(iter(instances.items()))
+    if isinstance(instances, tuple):
+        index, mask, name = instances[0], instances[1], f"instances@{instances[0]}"
+    elif isinstance(instances, np.ndarray):
+        index, mask, name = 0, instances, "instances"
+    else:
+        mask, index = parse_reference(str(instances))
+        name = str(instances)
+    if num_frames is not None and index >= num_frames:
+        raise InputError(name, f"frame {index} is past the video's last frame ({num_frames - 1})")
+    if isinstance(mask, (str, os.PathLike)):
+        from colortrack.io.masks import read_mask
+
+        return int(index), read_mask(mask, size=tuple(size))
+    return int(index), read_ids(mask, name, size)
 
 
 @dataclass(frozen=True)
@@ -585,57 +691,31 @@ def colorize_video(
     video_path: str | os.PathLike,
     refs: Sequence[str],
     out_path: str | os.PathLike,
-    config: ColorizeConfig,
-    embedder_spec: str = "model",
+    colorizer: Colorizer,
+    settings: dict,
     frames_dir: str | os.PathLike | None = None,
     instances: str | None = None,
-    device: torch.device | None = None,
     progress: bool = True,
-    refiner: str | None = None,
 ) -> ColorizeOutput:
-    """Writes ``out_path`` (H.264), ``out_path`` with suffix ``.json`` (the settings) and, when
-    asked, ``frames_dir/%05d.png``. refs: ``IMAGE[@FRAME]`` strings; instances: ``MASK[@FRAME]``;
-    refiner: None (no refinement) or a :func:`colortrack.models.refiner.load_refiner` spec."""
+    """Writes ``out_path`` (H.264), ``out_path`` with suffix ``.json`` (``settings`` with the
+    inputs) and, when asked, ``frames_dir/%05d.png``. refs: ``IMAGE[@FRAME]`` strings;
+    instances: ``MASK[@FRAME]``."""
     from colortrack.io.atomic import atomic_write_json, make_dirs
-    from colortrack.io.masks import read_mask
-    from colortrack.io.video import VideoReader, VideoWriter, read_image, write_frames_png
+    from colortrack.io.video import VideoReader, VideoWriter, write_frames_png
 
     out_path = Path(out_path)
     reader = VideoReader(video_path)
     info = reader.info
     if out_path.exists() and out_path.is_dir():
         raise InputError(out_path, "is a folder; --out names the output video file")
-    references: dict[int, np.ndarray] = {}
-    for text in refs:
-        path, index = parse_reference(text)
-        if index >= info.num_frames:
-            raise InputError(text, f"frame {index} is past the video's last frame ({info.num_frames - 1})")
-        if index in references:
-            raise InputError(text, f"frame {index} has two reference images")
-        image = read_image(path)
-        if image.shape[:2] != (info.height, info.width):
-            raise InputError(
-                path, f"reference is {image.shape[1]}x{image.shape[0]} but the video is {info.width}x{info.height}"
-            )
-        references[index] = image
-    if not references:
-        raise InputError("--ref", "at least one reference image is needed")
-    instance = None
-    if instances is not None:
-        mask_path, mask_index = parse_reference(instances)
-        if mask_index >= info.num_frames:
-            raise InputError(instances, f"frame {mask_index} is past the video's last frame ({info.num_frames - 1})")
-        instance = (mask_index, read_mask(mask_path, size=(info.height, info.width)))
-    device = device or pick_device()
-    refine = None if refiner is None else load_refiner(refiner, device)
-    colorizer = Colorizer(make_embedder(embedder_spec, device), config, device, refine)
+    size = (info.height, info.width)
+    references = load_references(refs, size, info.num_frames)
+    instance = load_instances(instances, size, info.num_frames)
     settings = {
         "video": str(video_path),
         "references": {str(index): text for index, text in zip(references, refs)},
         "instances": instances,
-        "embedder": embedder_spec,
-        "refiner": refiner,
-        "colorize": config.to_dict(),
+        **settings,
     }
     config_path = out_path.with_suffix(".json")
     frames_folder = Path(frames_dir) if frames_dir is not None else None
