@@ -107,6 +107,25 @@ def test_a_one_pass_iterable_is_colorized(clip, method):
     np.testing.assert_array_equal(one_pass[[0, 4]], video.frames[[0, 4]])  # references come back exactly
 
 
+@pytest.mark.parametrize("refs, held_at_first_output", [({0: 0}, 1), ({3: 3}, 4), ({0: 0, 5: 5}, 6)])
+def test_colorization_streams(clip, refs, held_at_first_output):
+    """Frames are read as they are coloured: only those up to the earliest reference (and, from a
+    one-pass source, up to the last one) are read before the first frame comes out."""
+    _, video = clip
+    colorizer = colortrack.Colorizer.pretrained("gray", refine=True)
+    consumed = []
+
+    def generator():
+        for frame in video.frames:
+            consumed.append(1)
+            yield frame
+
+    colors = colorizer.colorize(generator(), {t: video.frames[index] for t, index in refs.items()})
+    next(colors)
+    assert len(consumed) == held_at_first_output
+    assert len(list(colors)) == 5 and len(consumed) == 6
+
+
 def test_library_defaults_are_the_command_lines():
     from colortrack.cli.colorize import input_height, overrides
     from colortrack.cli.main import build_parser
@@ -166,3 +185,13 @@ def test_the_command_line_starts_without_torch(command):
 def test_the_facade_loads_on_first_use():
     assert "torch" not in _modules_after("import colortrack, colortrack.api")
     assert "torch" in _modules_after("import colortrack; colortrack.Tracker.pretrained('identity')")
+
+
+def test_the_example_runs(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "track_and_colorize.py"), str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "tracked 12 frames" in result.stdout and "colorized 12 frames" in result.stdout
+    assert len(list(tmp_path.glob("*.png"))) == 12 and (tmp_path / "colorized.mp4").is_file()

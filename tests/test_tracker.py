@@ -11,6 +11,7 @@ from colortrack.core.memory import MemoryConfig
 from colortrack.tasks.masks import propagate_mask
 from colortrack.demo.synthetic import make_video, translated_texture
 from colortrack.core.tracker import PRESETS, LabelTracker, TrackConfig
+from colortrack.errors import InputError
 
 
 def iou(a, b):
@@ -76,5 +77,5 @@ def test_input_size_rounds_to_the_stride_and_keeps_the_aspect_ratio():
 
 def test_labels_of_the_wrong_size_are_rejected():
     video = make_video(num_frames=3, height=32, width=32, seed=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError, match="do not match the frame"):
         list(exact_tracker().track(video.frames, np.ones((2, 16, 16), np.float32)))

@@ -23,8 +23,8 @@ class ColortrackError(Exception):
         super().__init__(f"{self.where}: {problem}")
 
 
-class InputError(ColortrackError, ValueError):
-    """Bad user input: a file, an array or an argument (also a ``ValueError``)."""
+class InputError(ColortrackError):
+    """Bad user input: a file, an array or an argument."""
 
 
 class OutputError(ColortrackError):
