@@ -26,7 +26,7 @@ from colortrack.models.network import MODEL_PRESETS, ColorizationNet
 from colortrack.demo.synthetic import make_video
 from colortrack.core.tracker import pick_device
 from colortrack.train.data import ClipConfig, ClipDataset, CachedVideo
-from colortrack.train.loss import TRAINING_AFFINITY
+from colortrack.train.loss import TRAINING_AFFINITY, objective_loss
 from colortrack.core.precision import autocast_dtype
 from colortrack.train.trainer import train_step
 
@@ -78,8 +78,10 @@ def measure(case: Case, device: torch.device, warmup: int, steps: int) -> Measur
     x = torch.rand(case.batch_size, 4, config.in_channels, size, size, device=device) * 2 - 1
     ids = torch.randint(0, 16, (case.batch_size, 4, size // config.stride, size // config.stride), device=device)
 
+    loss_fn = objective_loss("ce", {"color_ids": ids}, 16, TRAINING_AFFINITY)
+
     def step() -> None:
-        train_step(model, optimizer, scaler, x, ids, 16, TRAINING_AFFINITY, 1e-3, dtype).item()
+        train_step(model, optimizer, scaler, x, loss_fn, 1e-3, dtype).item()
 
     for _ in range(warmup):
         step()

@@ -72,7 +72,7 @@ def test_colors_are_the_command_lines(clip, tmp_path):
     np.testing.assert_array_equal(library, cli)
     saved = json.loads((tmp_path / "out.json").read_text())
     assert {key: saved[key] for key in colorizer.settings()} == colorizer.settings()
-    assert colorizer.settings()["refiner"] == "refiner" and colorizer.config.input_height == 240
+    assert colorizer.settings()["refiner"] == "refiner" and colorizer.config.short_side == 240
 
 
 def test_every_input_form_gives_the_same_masks(clip):
@@ -127,7 +127,7 @@ def test_colorization_streams(clip, refs, held_at_first_output):
 
 
 def test_library_defaults_are_the_command_lines():
-    from colortrack.cli.colorize import input_height, overrides
+    from colortrack.cli.colorize import overrides, short_side
     from colortrack.cli.main import build_parser
     from colortrack.core.tracker import PRESETS
     from colortrack.defaults import PRESET_NAMES
@@ -135,14 +135,14 @@ def test_library_defaults_are_the_command_lines():
 
     assert set(PRESETS) == set(PRESET_NAMES)
     args = build_parser().parse_args(["colorize", "v.mp4", "--ref", "r.png", "--out", "o.mp4"])
-    cli = ColorizeConfig.for_method(args.method, input_height=input_height(args), **overrides(args))
+    cli = ColorizeConfig.for_method(args.method, short_side=short_side(args), **overrides(args))
     assert colorize_config() == cli
     assert cli.affinity.temperature != ColorizeConfig().affinity.temperature  # the model's, not the gray default
     gray = build_parser().parse_args(["colorize", "v.mp4", "--ref", "r.png", "--out", "o.mp4", "--embedder", "gray"])
     assert colorize_config(embedder="gray") == ColorizeConfig.for_method(
-        "propagate", input_height=input_height(gray), **overrides(gray)
+        "propagate", short_side=short_side(gray), **overrides(gray)
     )
-    assert colorize_config(embedder="gray").input_height is None
+    assert colorize_config(embedder="gray").short_side is None
 
 
 def test_clear_errors(clip):

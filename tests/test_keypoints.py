@@ -13,19 +13,23 @@ from colortrack.models.baselines import IdentityPropagator
 from colortrack.cli.main import main
 from colortrack.models.embedders.color import LabPatchEmbedder
 from colortrack.errors import InputError
+from colortrack.eval.badja import badja_clips, evaluate_badja, find_badja_annotations
 from colortrack.io.keypoints import (
+    BADJA_JOINTS,
     JHMDB_EDGES,
     JHMDB_JOINTS,
     check_inside,
+    read_badja,
     read_jhmdb_joints,
     read_points,
     read_track_json,
     write_track_json,
 )
-from colortrack.io.video import VideoReader, write_frames_png, write_video
-from colortrack.tasks.points import Keypoints, decode_maps, iter_points, point_maps, propagate_points
+from colortrack.io.masks import write_mask
+from colortrack.io.video import VideoReader, read_image, write_frames_png, write_video
+from colortrack.tasks.points import Keypoints, PointConfig, decode_maps, iter_points, point_maps, propagate_points
 from colortrack.core.memory import MemoryConfig
-from colortrack.eval.metrics.pck import PCK_ALPHAS, pck, pck_counts, person_size
+from colortrack.eval.metrics.pck import PCK_ALPHAS, pck, pck_counts, person_size, silhouette_size
 from colortrack.demo.synthetic import make_video, translated_texture
 from colortrack.core.tracker import PRESETS, LabelTracker, TrackConfig
 
@@ -352,3 +356,166 @@ def test_eval_jhmdb_color_runs_and_scores_in_range(jhmdb_root, tmp_path):
 def test_eval_jhmdb_bad_root_is_an_input_error(tmp_path, capsys):
     assert main(["eval", "jhmdb", "--root", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     assert "Rename_Images" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- BADJA
+
+
+def test_silhouette_size_and_pck_with_a_given_size():
+    mask = np.zeros((10, 10), np.uint8)
+    mask[:5, :5] = 255  # 25 pixels -> size 5
+    assert silhouette_size(mask) == pytest.approx(5.0)
+    gt = np.array([[[0.0, 0.0], [0.0, 0.0]]] * 2)
+    pred = gt.copy()
+    pred[1] = [[1.0, 0.0], [0.0, 1.5]]  # 0.1 x 10 = 1: correct; 1.5 > 1: only at 0.2
+    counts = pck_counts(pred, gt, (0.1, 0.2), size=np.array([99.0, 10.0]))
+    assert counts.correct.tolist() == [[1, 0], [1, 1]]
+    with pytest.raises(ValueError, match="one per frame"):
+        pck_counts(pred, gt, (0.1,), size=np.array([10.0]))
+
+
+def test_pooled_pck_weighs_joints_by_how_often_they_are_scored():
+    gt = np.zeros((4, 2, 2))
+    gt[1:3, 1] = np.nan  # joint 1 scored in frame 3 only
+    pred = gt.copy()
+    pred[1, 0] = 100.0  # joint 0 wrong once out of 3
+    counts = pck_counts(pred, gt, (0.2,), size=np.full(4, 10.0))
+    assert counts.total.tolist() == [3, 1]
+    assert counts.pooled().tolist() == [pytest.approx(75.0)]  # 3 of 4 pairs
+    assert counts.mean().tolist() == [pytest.approx((200 / 3 + 100) / 2)]
+    assert counts.as_dict(("a", "b"), pooled=True)["PCK@0.2"] == pytest.approx(75.0)
+
+
+def badja_entry(frame, xy, visible, height, width):
+    """One BADJA entry: xy (37, 2) at a frame of height x width -> [row, col] at 1920x1080."""
+    cols = (np.asarray(xy)[:, 0] + 0.5) * 1920 / width - 0.5
+    rows = (np.asarray(xy)[:, 1] + 0.5) * 1080 / height - 0.5
+    joints = [[float(r), float(c)] if v else [0, 0] for r, c, v in zip(rows, cols, visible)]
+    return {
+        "image_path": f"DAVIS/JPEGImages/Full-Resolution/seq/{frame:05d}.jpg",
+        "segmentation_path": f"DAVIS/Annotations/Full-Resolution/seq/{frame:05d}.png",
+        "joints": joints,
+        "visibility": [bool(v) for v in visible],
+    }
+
+
+def test_badja_json_is_read_as_row_col_at_1920x1080_scaled_to_the_frames(tmp_path):
+    joints = [[0, 0]] * 37
+    joints[33] = [100, 200]  # nose tip: row 100, col 200
+    joints[0] = [1079, 1919]  # the last full-resolution pixel
+    visibility = [False] * 37
+    visibility[0] = visibility[33] = True
+    entries = [{"image_path": "x/bear/00007.jpg", "joints": joints, "visibility": visibility},
+               {"image_path": "x/bear/00002.jpg", "joints": joints, "visibility": [False] * 37}]
+    (tmp_path / "bear.json").write_text(json.dumps(entries))
+    annotations = read_badja(tmp_path / "bear.json", 540, 960)
+    assert annotations.sequence == "bear" and annotations.frames == (2, 7)
+    assert not annotations.visible[0].any() and annotations.visible[1].tolist() == visibility
+    np.testing.assert_allclose(annotations.xy[1, 33], [99.75, 49.75])  # (200.5 / 2 - 0.5, 100.5 / 2 - 0.5)
+    # The last full-resolution pixel covers the outer half of the last half-resolution one.
+    np.testing.assert_allclose(annotations.xy[1, 0], [959.25, 539.25])
+    assert np.isnan(annotations.xy[1, 1]).all()
+    assert BADJA_JOINTS[33] == "nose tip" and len(BADJA_JOINTS) == 37
+
+
+BAD_BADJA = {
+    "short.json": [{"image_path": "a/00001.jpg", "joints": [[0, 0]] * 36, "visibility": [True] * 36}],
+    "keys.json": [{"image_path": "a/00001.jpg", "joints": [[0, 0]] * 37}],
+    "name.json": [{"image_path": "a/first.jpg", "joints": [[0, 0]] * 37, "visibility": [True] * 37}],
+    "nan.json": [{"image_path": "a/00001.jpg", "joints": [["x", 0]] * 37, "visibility": [True] * 37}],
+    "twice.json": [{"image_path": "a/00001.jpg", "joints": [[0, 0]] * 37, "visibility": [True] * 37}] * 2,
+    "empty.json": [],
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_BADJA))
+def test_bad_badja_files_name_the_file(tmp_path, name):
+    (tmp_path / name).write_text(json.dumps(BAD_BADJA[name]))
+    with pytest.raises(InputError, match=name.replace(".", r"\.")):
+        read_badja(tmp_path / name, 36, 64)
+
+
+HEIGHT, WIDTH = 36, 64  # 16:9, 1920x1080 / 30
+
+
+@pytest.fixture(scope="module")
+def badja_root(tmp_path_factory):
+    """A still DAVIS sequence 'seq' (7 frames) and its BADJA file: frames 1, 3, 5 annotated; joint 2
+    invisible in frame 1 (never tracked), joint 3 in frame 3; in frame 5 joint 0's truth lies
+    0.15 x size from where it started and joint 1's 0.25 x size."""
+    root = tmp_path_factory.mktemp("badja")
+    still = make_video(num_frames=1, height=HEIGHT, width=WIDTH, num_objects=1, points_per_object=5, seed=2)
+    write_frames_png(root / "davis" / "JPEGImages" / "480p" / "seq", np.repeat(still.frames, 7, axis=0))
+    for t in range(7):
+        write_mask(root / "davis" / "Annotations" / "480p" / "seq" / f"{t:05d}.png", still.masks[0])
+    size = silhouette_size(still.masks[0])
+    xy = np.zeros((37, 2))
+    xy[:5] = still.points[0]
+    moved = xy.copy()
+    moved[0, 0] += 0.15 * size
+    moved[1, 1] += 0.25 * size
+    visible = np.arange(37) < 5
+    entries = [
+        badja_entry(1, xy, visible & (np.arange(37) != 2), HEIGHT, WIDTH),
+        badja_entry(3, xy, visible & (np.arange(37) != 3), HEIGHT, WIDTH),
+        badja_entry(5, moved, visible, HEIGHT, WIDTH),
+    ]
+    (root / "badja").mkdir()
+    (root / "badja" / "seq.json").write_text(json.dumps(entries))
+    return root
+
+
+def test_eval_badja_scores_by_hand(badja_root, tmp_path, capsys):
+    args = ["eval", "badja", "--root", str(badja_root / "davis"), "--annotations", str(badja_root / "badja")]
+    assert main(args + ["--method", "identity", "--out", str(tmp_path), "--quiet"]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    # Tracked: joints 0, 1, 3, 4 (2 is hidden at the start). Scored: frame 3 (0, 1, 4), frame 5 (0, 1, 3, 4).
+    assert results["scored"] == 7
+    assert results["PCK@0.1"] == pytest.approx(100 * 5 / 7) and results["PCK@0.2"] == pytest.approx(100 * 6 / 7)
+    assert results["per_joint"]["smal 0"] == {"PCK@0.1": 50.0, "PCK@0.2": 100.0, "scored": 2}
+    assert results["per_joint"]["smal 1"]["PCK@0.2"] == 50.0 and results["per_joint"]["smal 2"]["scored"] == 0
+    sequence = results["clips"][0]
+    assert sequence["clip"] == "seq" and sequence["first_frame"] == 1 and sequence["frames"] == 6
+    assert len(json.loads((tmp_path / "seq" / "keypoints.json").read_text())) == 6
+    sheet = read_image(tmp_path / "contact_sheet.png")
+    assert sheet.shape[0] == 240 and sheet.shape[1] >= 2 * 240 * WIDTH // HEIGHT  # frames 3 and 5
+    out = capsys.readouterr().out
+    assert "Overall" in out and "smal 0" in out and "smal 2" not in out
+
+
+class CountingPropagator(IdentityPropagator):
+    def __init__(self):
+        self.calls = 0
+
+    def track(self, frames, first_labels):
+        self.calls += 1
+        yield from super().track(frames, first_labels)
+
+
+def test_eval_badja_resumes_finished_sequences_and_refuses_another_configuration(badja_root, tmp_path):
+    clips = badja_clips(badja_root / "davis", find_badja_annotations(badja_root / "badja"))
+    propagator = CountingPropagator()
+    first = evaluate_badja(clips, propagator, PointConfig(), {"method": "identity"}, tmp_path, progress=False)
+    again = evaluate_badja(clips, propagator, PointConfig(), {"method": "identity"}, tmp_path, progress=False)
+    assert propagator.calls == 1 and again["PCK@0.2"] == first["PCK@0.2"]
+    with pytest.raises(InputError, match="another configuration"):
+        evaluate_badja(clips, propagator, PointConfig(), {"method": "flow"}, tmp_path, progress=False)
+
+
+def test_eval_badja_missing_sequence_is_an_input_error(badja_root, tmp_path, capsys):
+    args = ["eval", "badja", "--root", str(badja_root / "davis"), "--annotations", str(badja_root / "badja")]
+    assert main(args + ["--sequences", "bear", "--out", str(tmp_path)]) == 2
+    assert "bear" in capsys.readouterr().err
+
+
+def test_the_real_badja_annotations_lie_on_their_masks(shared_data):
+    """[row, col] order and the 1080p -> 480p scale: the visible joints fall on the animal."""
+    clips = badja_clips(shared_data / "davis2016-train", find_badja_annotations(shared_data / "badja"))
+    assert [clip.name for clip in clips] == ["bear", "dog-agility"]
+    bear = clips[0]
+    assert bear.info == {"first_frame": 2, "scored_frames": 16, "joints": 20}
+    from colortrack.io.masks import read_mask
+
+    mask = read_mask(bear.frame_paths[0].parents[2] / ".." / "Annotations" / "480p" / "bear" / "00002.png")
+    x, y = np.rint(bear.keypoints.xy).astype(int).T
+    assert mask[y.clip(0, 479), x.clip(0, 853)].astype(bool).mean() >= 0.9

@@ -41,3 +41,11 @@ def test_empty_memory_and_empty_policy_are_errors():
         ContextMemory(MemoryConfig()).context()
     with pytest.raises(InputError, match="must keep the first frame"):
         ContextMemory(MemoryConfig(keep_first=False, recent=0))
+
+
+def test_pinned_frames_stay_for_good_between_the_first_and_the_recent_ones():
+    memory = ContextMemory(MemoryConfig(keep_first=True, recent=2))
+    add_frames(memory, [0])
+    memory.pin(torch.full((2, 3, 3), 40.0), torch.full((1, 3, 3), 40.0))
+    add_frames(memory, range(1, 6))
+    assert frame_indices(memory) == [0, 40, 4, 5]

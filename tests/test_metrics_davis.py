@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -284,7 +283,7 @@ def test_summarize_averages_per_object_means():
 def test_summary_json_and_table():
     summary = summarize(list(_two_objects()))
     out = summary.to_json()
-    assert set(out) == {"J&F", "J", "F", "J-Recall", "J-Decay", "F-Recall", "F-Decay", "sequences"}
+    assert set(out) == {"J&F", "J", "F", "J-Recall", "J-Decay", "F-Recall", "F-Decay", "sequences", "unscored"}
     assert out["J&F"] == pytest.approx(68.75)
     assert out["J-Decay"] == pytest.approx(-25.0)
     assert json.loads(json.dumps(out))["sequences"][1]["J&F"] == pytest.approx(62.5)
@@ -295,5 +294,23 @@ def test_summary_json_and_table():
     assert overall.split()[1:] == ["68.8", "62.5", "75.0"]
 
 
-def test_summarize_empty_is_nan():
-    assert math.isnan(summarize([]).JF_mean)
+def test_nothing_to_score_is_an_error_not_nan():
+    with pytest.raises(ValueError, match="no object has a frame to score"):
+        summarize([])
+    two_frames = evaluate_sequence("short", np.zeros((2, 8, 8), np.uint8), np.ones((2, 8, 8), np.uint8))
+    with pytest.raises(ValueError, match="no object has a frame to score"):
+        summarize(two_frames)
+
+
+def test_a_two_frame_sequence_is_listed_not_averaged():
+    gt = np.zeros((2, 8, 8), np.uint8)
+    gt[:, 2:6, 2:6] = 1
+    short = evaluate_sequence("short", gt, gt)
+    summary = summarize([*_two_objects(), *short])
+    assert summary.JF_mean == pytest.approx(68.75)  # a and b alone
+    assert summary.unscored == [{"sequence": "short", "object": 1}]
+    out = json.dumps(summary.to_json(), allow_nan=False)  # raises on NaN
+    assert json.loads(out)["unscored"] == [{"sequence": "short", "object": 1}]
+    table = format_table(summary)
+    assert "nan" not in table.lower()
+    assert table.splitlines()[-1] == "Not scored, no frame between the first and the last: short (object 1)"

@@ -255,7 +255,7 @@ def test_resumed_training_reaches_the_same_weights(tmp_path):
     video = make_video(num_frames=5, height=32, width=48, num_objects=1, seed=5)
     write_frames_png(tmp_path / "data" / "clip", video.frames)
     base = RefineTrainConfig(
-        data=[str(tmp_path / "data")], refiner=SMALL, input_height=None, cache_short_side=32, fps=24.0,
+        data=[str(tmp_path / "data")], refiner=SMALL, short_side=None, cache_short_side=32, fps=24.0,
         segment_frames=4, steps=4, batch_size=2, crop_size=16, perfect=0.5, checkpoint_every=2, log_every=1,
         device="cpu", progress=False,
     )
@@ -291,7 +291,7 @@ def test_two_process_gloo_ddp_run(tmp_path):
     video = make_video(num_frames=5, height=32, width=48, num_objects=1, seed=6)
     write_frames_png(tmp_path / "data" / "clip", video.frames)
     config = RefineTrainConfig(
-        data=[str(tmp_path / "data")], out=str(tmp_path / "ddp"), refiner=SMALL, input_height=None,
+        data=[str(tmp_path / "data")], out=str(tmp_path / "ddp"), refiner=SMALL, short_side=None,
         cache_short_side=32, fps=24.0, segment_frames=4, steps=3, batch_size=2, crop_size=16, log_every=1,
         device="cpu", progress=False,
     )

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -110,10 +111,9 @@ def test_embed_writes_frames_and_embeddings_side_by_side(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def two_evals(tmp_path_factory):
-    """A generated DAVIS-layout dataset with attributes, evaluated with identity and flow."""
-    base = tmp_path_factory.mktemp("report")
-    root = base / "davis"
+def davis_root(tmp_path_factory):
+    """A generated DAVIS-layout dataset with attributes: alpha (one object), beta (two)."""
+    root = tmp_path_factory.mktemp("davis")
     for name, objects, seed in (("alpha", 1, 1), ("beta", 2, 2)):
         video = make_video(num_frames=8, height=48, width=64, num_objects=objects, seed=seed)
         write_frames_png(root / "JPEGImages" / "480p" / name, video.frames)
@@ -122,6 +122,13 @@ def two_evals(tmp_path_factory):
     (root / "db_info.yml").write_text(
         "sequences:\n- {name: alpha, attributes: [FM, OCC]}\n- {name: beta, attributes: [FM]}\n"
     )
+    return root
+
+
+@pytest.fixture(scope="module")
+def two_evals(tmp_path_factory, davis_root):
+    """The generated dataset evaluated with identity and flow, and their report."""
+    base, root = tmp_path_factory.mktemp("report"), davis_root
     dirs = []
     for method in ("identity", "flow"):
         out = base / method
@@ -187,3 +194,21 @@ def test_report_reads_an_unfinished_eval_folder(two_evals, tmp_path):
     assert "1 evaluated by every method" in page
     finished = json.loads((dirs[1] / "results.json").read_text())["sequences"][0]
     assert finished["sequence"] == "alpha" and f"{finished['J']:.1f}" in page
+
+
+def _failure_row(page: str, label: str) -> list[str]:
+    table = page.split("<table id='failures'>", 1)[1].split("</table>", 1)[0]
+    row = next(r for r in table.split("<tr>") if r.startswith(f"<td>{label}</td>"))
+    return re.findall(r"<td[^>]*>(.*?)</td>", row)
+
+
+def test_report_gives_the_odds_ratio_of_the_shipped_model(davis_root, tmp_path):
+    out = tmp_path / "model"
+    assert main(["eval", "davis", "--root", str(davis_root), "--method", "model", "--out", str(out), "--quiet"]) == 0
+    report = tmp_path / "report.html"
+    assert main(["report", str(out), "--out", str(report), "--color-step", "2", "--no-sheets", "--quiet"]) == 0
+    label, note, frames, a, b, c, d, ratio, interval = _failure_row(report.read_text(), "model")
+    assert note == "embedder model"
+    assert int(frames) == int(a) + int(b) + int(c) + int(d) == 6  # frames 2, 4, 6 of both sequences
+    assert float(ratio.rstrip(" *")) > 0 and "&ndash;" in interval
+    assert json.loads((out / "report_colorization.json").read_text())["settings"]["embedder"] == "model"

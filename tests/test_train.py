@@ -23,6 +23,7 @@ from colortrack.core.tracker import PRESETS, LabelTracker
 from colortrack.train import checkpoint as ckpt
 from colortrack.cli.train import add_train_parser, config_from_args, parse_lr_schedule
 from colortrack.train.data import (
+    CachedVideo,
     ClipConfig,
     ClipDataset,
     StepBatchSampler,
@@ -30,7 +31,7 @@ from colortrack.train.data import (
     prepare_cache,
     subsample_indices,
 )
-from colortrack.train.loss import colorization_loss
+from colortrack.train.loss import colorization_loss, objective_loss, regression_loss
 from colortrack.train.quantize import fit_color_centers, quantize
 from colortrack.train.trainer import TrainConfig, lr_at, train
 
@@ -88,6 +89,22 @@ def test_loss_equals_a_hand_computed_value() -> None:
     assert loss.item() == pytest.approx(expected, rel=1e-6)
 
 
+def test_regression_loss_equals_hand_computed_values() -> None:
+    # Equal embeddings: the target copies the mean ab of its three references, a (10, 10) against
+    # a true (10, 0): one channel off by 1 unit of 10 Lab -> smooth-L1 0.5, mean over a and b 0.25.
+    ab = torch.tensor([[0.0, 0.0], [10.0, 0.0], [20.0, 30.0], [10.0, 0.0]]).view(1, 4, 2, 1, 1)
+    assert regression_loss(torch.zeros(1, 4, 1, 1, 1), ab).item() == pytest.approx(0.25, rel=1e-6)
+    # A target that matches one reference by far copies its colour exactly: no loss.
+    embeddings = torch.tensor([10.0, -10.0, -10.0, 10.0]).view(1, 4, 1, 1, 1)
+    exact = ab.clone()
+    exact[0, 3] = exact[0, 0]
+    assert regression_loss(embeddings, exact).item() == pytest.approx(0.0, abs=1e-6)
+    loss_fn = objective_loss("regression", {"ab": exact, "color_ids": torch.zeros(1, 4, 1, 1).long()}, 2, dataclasses.replace(PRESETS["paper"].affinity, temperature=1.0))
+    assert loss_fn(embeddings).item() == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="objective"):
+        objective_loss("pixels", {}, 2, PRESETS["paper"].affinity)
+
+
 def test_lr_schedule() -> None:
     schedule = parse_lr_schedule(["1e-3", "100:1e-4"])
     assert schedule == [(0, 1e-3), (100, 1e-4)]
@@ -134,11 +151,39 @@ def test_clips_are_a_pure_function_of_the_index(data_dir: Path, tmp_path: Path) 
     again = ClipDataset(videos, centers, config, seed=7)[12345]
     assert all(torch.equal(item[key], again[key]) for key in item)
     assert not torch.equal(dataset[12346]["input"], item["input"])
+    jittered = ClipDataset(videos, centers, dataclasses.replace(config, input_jitter=0.3), seed=7)[12345]
+    assert torch.equal(jittered["color_ids"], item["color_ids"]) and torch.equal(jittered["ab"], item["ab"])
+    assert not torch.equal(jittered["input"], item["input"])
     ranks = [list(StepBatchSampler(3, 5, 2, rank, 2)) for rank in range(2)]
     assert ranks == [[[12, 13], [16, 17]], [[14, 15], [18, 19]]]
 
 
 # ----------------------------------------------------------------------------------- checkpoints and resume
+def test_clip_frames_are_at_most_max_gap_apart(tmp_path: Path) -> None:
+    # Frame i of the cached video is filled with the value i: a clip's values are its frame indices.
+    frames = np.broadcast_to(np.arange(30, dtype=np.uint8)[:, None, None, None], (30, 8, 8, 3))
+    np.save(tmp_path / "video.npy", np.ascontiguousarray(frames))
+    video = CachedVideo("video", str(tmp_path / "video.npy"), 30, 8, 8)
+    centers = torch.zeros(2, 2)
+
+    def clip_indices(config: ClipConfig, index: int) -> list[int]:
+        dataset = ClipDataset([video], centers, config, seed=3)
+        return dataset._frames(np.random.default_rng([3, index]))[:, 0, 0, 0].tolist()
+
+    base = ClipConfig(crop_size=8, stride=4)
+    assert all(np.diff(clip_indices(base, i)).tolist() == [1, 1, 1] for i in range(20))
+    gaps = set()
+    for index in range(200):
+        steps = np.diff(clip_indices(dataclasses.replace(base, max_gap=3), index))
+        assert len(set(steps.tolist())) == 1 and 1 <= steps[0] <= 3
+        gaps.add(int(steps[0]))
+    assert gaps == {1, 2, 3}
+    short = CachedVideo("short", str(tmp_path / "short.npy"), 5, 8, 8)
+    np.save(tmp_path / "short.npy", np.ascontiguousarray(frames[:5]))
+    dataset = ClipDataset([short], centers, dataclasses.replace(base, max_gap=4), seed=3)
+    assert all(len(dataset._frames(np.random.default_rng(i))) == 4 for i in range(20))  # gap shrunk to fit
+
+
 def test_run_layout_and_strict_loading(data_dir: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     result = train(tiny_config(data_dir, run))
@@ -198,6 +243,12 @@ def test_cli_resume_allows_only_harmless_changes(data_dir: Path, tmp_path: Path)
     changed = parser.parse_args(["train", "--out", str(run), "--resume", "--crop-size", "64"])
     with pytest.raises(InputError, match="--crop-size"):
         config_from_args(changed)
+    variant = parser.parse_args(["train", "--data", str(data_dir), "--out", str(tmp_path / "v"), "--clip-frames", "5",
+                                 "--max-gap", "3", "--input-jitter", "0.2", "--objective", "regression"])
+    config = config_from_args(variant).resolved()
+    assert (config.clip_frames, config.max_gap, config.input_jitter, config.objective) == (5, 3, 0.2, "regression")
+    with pytest.raises(InputError, match="--max-gap"):
+        dataclasses.replace(config, max_gap=0).resolved()
 
 
 # ----------------------------------------------------------------------------------- DDP

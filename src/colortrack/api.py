@@ -79,7 +79,7 @@ class Tracker:
         path; preset: ``default``, ``color`` or ``paper`` (None: the method's tuned one); device:
         ``auto`` (CUDA when present), ``cpu``, ``cuda:1``, ... overrides: the ``colortrack track``
         options, None meaning not given: temperature, topk (0: all), radius (0: global), recent,
-        first_frame ("keep"/"drop"), input_height (0: native), precision, sigma, lost_below."""
+        first_frame ("keep"/"drop"), short_side (0: native), precision, sigma, lost_below."""
         from colortrack.core.tracker import pick_device
         from colortrack.models.registry import make_propagator, track_config
 
@@ -150,7 +150,7 @@ class Colorizer:
         checkpoint path; method: ``propagate``, ``reference`` or ``spatiotemporal``; refine: refine
         the warped colours with ``refiner`` (the shipped weights, a train-refiner run or weights
         file). overrides: the ``colortrack colorize`` options, None meaning not given: temperature,
-        topk (0: all), radius (0: global), recent, input_height (0: native)."""
+        topk (0: all), radius (0: global), recent, short_side (0: native)."""
         from colortrack.core.tracker import pick_device
         from colortrack.models.refiner import load_refiner
         from colortrack.tasks.colorize import Colorizer as Engine

@@ -5,7 +5,7 @@ the command line's parser reads them, and the library builds its configurations 
 from __future__ import annotations
 
 SHIPPED_MODEL = "model"  # the trained embedder packaged in colortrack/weights/model
-TRACK_METHODS = (SHIPPED_MODEL, "identity", "flow", "color")
+TRACK_METHODS = (SHIPPED_MODEL, "identity", "flow", "color")  # the shipped model, then the training-free ones
 DEFAULT_METHOD = SHIPPED_MODEL
 
 # The settings of each preset are colortrack.core.tracker.PRESETS (a test keeps the names equal).

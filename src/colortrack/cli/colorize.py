@@ -72,8 +72,8 @@ def _add_colorize_options(parser: argparse.ArgumentParser) -> None:
     tuning.add_argument("--radius", type=int, help="local window radius in feature cells (0: global)")
     tuning.add_argument("--recent", type=int, help="propagate: number of recent predicted frames in the context")
     tuning.add_argument(
-        "--input-height", type=int,
-        help="resize frames to this height before embedding (default: 240 for a trained model, native for gray; 0: native)",
+        "--short-side", "--input-height", type=int,
+        help="resize frames so that their shorter side has this many pixels before embedding (default: 240 for a trained model, native for gray; 0: native; --input-height is an old name)",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -86,13 +86,13 @@ def overrides(args: argparse.Namespace) -> dict:
     return colorize_overrides(args.embedder, args.temperature, args.topk, args.radius, args.recent)
 
 
-def input_height(args: argparse.Namespace) -> int | None:
-    """The embedding height: as given (0: native), else the one the embedder was tuned at."""
-    from colortrack.tasks.colorize import default_input_height
+def short_side(args: argparse.Namespace) -> int | None:
+    """The embedding short side: as given (0: native), else the one the embedder was tuned at."""
+    from colortrack.tasks.colorize import default_short_side
 
-    if args.input_height is not None:
-        return args.input_height or None
-    return default_input_height(args.embedder)
+    if args.short_side is not None:
+        return args.short_side or None
+    return default_short_side(args.embedder)
 
 
 def run_colorize(args: argparse.Namespace) -> int:
@@ -109,7 +109,7 @@ def run_colorize(args: argparse.Namespace) -> int:
         topk=args.topk,
         radius=args.radius,
         recent=args.recent,
-        input_height=args.input_height,
+        short_side=args.short_side,
     )
     output = colorize_video(
         args.video,
@@ -145,7 +145,7 @@ def run_eval_colorize(args: argparse.Namespace) -> int:
         methods=methods,
         embedder=args.embedder,
         overrides=overrides(args),
-        input_height=input_height(args),
+        short_side=short_side(args),
         max_frames=args.max_frames,
         sequences=dataset.names,
         refiner=args.refiner if any(name.endswith(REFINE_SUFFIX) for name in methods) else None,

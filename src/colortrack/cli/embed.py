@@ -16,7 +16,10 @@ def add_embed_parser(commands) -> None:
     parser.add_argument(
         "--method", default=SHIPPED_MODEL, help="model (the shipped weights), color, gray, or a checkpoint (file or run folder)"
     )
-    parser.add_argument("--input-height", type=int, help="resize frames to this height before embedding")
+    parser.add_argument(
+        "--short-side", "--input-height", type=int,
+        help="resize frames so that their shorter side has this many pixels before embedding (default: native)",
+    )
     parser.add_argument("--samples-per-frame", type=int, default=512, help="cells per frame used to fit the PCA")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -35,7 +38,7 @@ def run_embed(args: argparse.Namespace) -> int:
         args.video,
         args.out,
         args.method,
-        args.input_height,
+        args.short_side,
         args.samples_per_frame,
         device=pick_device(args.device),
         progress=not args.quiet,

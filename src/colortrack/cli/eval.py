@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from colortrack.cli.colorize import add_eval_colorize_parser
+from colortrack.cli.eval_badja import add_eval_badja_parser
 from colortrack.cli.options import add_method_options, add_point_options, tracker_of
 
 
@@ -26,6 +27,7 @@ def add_eval_parser(commands) -> None:
     add_method_options(jhmdb)
     add_point_options(jhmdb)
     jhmdb.set_defaults(run=run_eval_jhmdb)
+    add_eval_badja_parser(benchmarks)
     add_eval_colorize_parser(benchmarks)
 
 
@@ -53,8 +55,9 @@ def run_eval_davis(args: argparse.Namespace) -> int:
 
 
 def run_eval_jhmdb(args: argparse.Namespace) -> int:
+    from colortrack.eval.jhmdb import evaluate_jhmdb
+    from colortrack.eval.keypoints import format_results
     from colortrack.io.jhmdb import find_jhmdb_clips
-    from colortrack.tasks.points_job import evaluate_jhmdb, format_results
 
     clips = find_jhmdb_clips(args.root, comma_list(args.clips))
     tracker = tracker_of(args)

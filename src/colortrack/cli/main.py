@@ -12,7 +12,7 @@ from colortrack import __version__
 # and the help listed by ``colortrack --help``. A command's module is imported only when that
 # command runs, so that start-up and argument errors stay instant (no torch import).
 COMMANDS: dict[str, tuple[str, str]] = {
-    "track": ("colortrack.cli.track:add_track_parser", "propagate a first-frame mask or points through a video"),
+    "track": ("colortrack.cli.track:add_track_parser", "propagate masks of one or more keyframes, or points, through a video"),
     "eval": ("colortrack.cli.eval:add_eval_parser", "evaluate on a benchmark"),
     "demo": ("colortrack.cli.demo:add_demo_parser", "track objects in a generated example video"),
     "train": ("colortrack.cli.train:add_train_parser", "learn to track by colourizing unlabelled videos"),
@@ -25,7 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "colourize a (grayscale or colour) video from colour reference frames",
     ),
     "embed": ("colortrack.cli.embed:add_embed_parser", "video of the embeddings (PCA to RGB) beside the frames"),
-    "report": ("colortrack.eval.report:add_report_parser", "self-contained HTML report comparing DAVIS evaluation folders"),
+    "report": ("colortrack.cli.report:add_report_parser", "self-contained HTML report comparing DAVIS evaluation folders"),
+    "app": ("colortrack.cli.app:add_app_parser", "annotate a video in the browser (masks, propagation, export; colorize)"),
 }
 
 

@@ -6,7 +6,7 @@ import argparse
 
 from colortrack.defaults import DEFAULT_METHOD, PRECISIONS, PRESET_NAMES
 
-TRACK_OPTIONS = ("temperature", "topk", "radius", "recent", "first_frame", "input_height", "precision")
+TRACK_OPTIONS = ("temperature", "topk", "radius", "recent", "first_frame", "short_side", "precision")
 POINT_OPTIONS = ("sigma", "lost_below")
 
 
@@ -25,7 +25,11 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
     tuning.add_argument("--radius", type=int, help="local window radius in feature cells (0: global)")
     tuning.add_argument("--recent", type=int, help="number of most recent frames in the context")
     tuning.add_argument("--first-frame", choices=("keep", "drop"), help="keep the first frame in the context")
-    tuning.add_argument("--input-height", type=int, help="resize frames to this height before embedding (0: native)")
+    tuning.add_argument(
+        "--short-side", "--input-height", type=int,
+        help="resize frames so that their shorter side has this many pixels before embedding "
+        "(0: native; --input-height is an old name)",
+    )
     tuning.add_argument("--precision", choices=PRECISIONS, help="autocast of a learned encoder")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -12,7 +12,11 @@ def add_track_parser(commands) -> None:
     parser = commands.add_parser("track")
     parser.add_argument("video", type=Path, help="video file (mp4/avi/mov/mkv) or folder of frames")
     first = parser.add_mutually_exclusive_group(required=True)
-    first.add_argument("--mask", type=Path, help="first-frame mask PNG (palette ids or 0/255)")
+    first.add_argument(
+        "--mask", action="append", metavar="MASK.png[@FRAME]",
+        help="mask PNG (palette ids or 0/255) of frame FRAME, a 0-based index (default 0); repeat it to give "
+        "several keyframes: frames between two are predicted from both",
+    )
     first.add_argument(
         "--points", type=Path, help="first-frame points: JSON, CSV (name,x,y) or JHMDB joint_positions.mat"
     )
@@ -26,16 +30,31 @@ def add_track_parser(commands) -> None:
 def run_track(args: argparse.Namespace) -> int:
     if args.points is not None:
         return _run_track_points(args)
-    from colortrack.tasks.track_job import track_video
+    from colortrack.tasks.masks import track_video
 
     tracker = tracker_of(args)
+    keyframes = keyframe_paths(args.mask)
     output = track_video(
-        args.video, args.mask, args.out, tracker.propagator, tracker.settings(), not args.no_overlay, not args.quiet
+        args.video, keyframes, args.out, tracker.propagator, tracker.settings(), not args.no_overlay, not args.quiet
     )
     print(f"wrote {output.num_frames} masks to {output.masks_dir}")
     if output.overlay:
         print(f"wrote {output.overlay}")
     return 0
+
+
+def keyframe_paths(specs: list[str]) -> dict[int, Path]:
+    """``MASK.png[@FRAME]`` arguments -> ``{frame index: path}``; a frame given twice is an InputError."""
+    from colortrack.errors import InputError
+    from colortrack.tasks.colorize import parse_reference
+
+    keyframes: dict[int, Path] = {}
+    for spec in specs:
+        path, index = parse_reference(spec)
+        if index in keyframes:
+            raise InputError(f"--mask {spec}", f"frame {index} already has a mask ({keyframes[index]})")
+        keyframes[index] = path
+    return keyframes
 
 
 def _run_track_points(args: argparse.Namespace) -> int:

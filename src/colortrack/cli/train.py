@@ -14,6 +14,7 @@ from pathlib import Path
 
 from colortrack.errors import InputError, run_with_clear_errors
 from colortrack.models.network import INPUT_MODES, MODEL_PRESETS
+from colortrack.train.loss import OBJECTIVES
 from colortrack.train.trainer import PRECISIONS, RESUMABLE, TrainConfig, load_run_config, train
 
 # Command-line option -> TrainConfig field, for the options that map one to one.
@@ -38,6 +39,10 @@ _OPTIONS = {
     "seed": "seed",
     "input": "input_mode",
     "init": "init",
+    "clip_frames": "clip_frames",
+    "max_gap": "max_gap",
+    "input_jitter": "input_jitter",
+    "objective": "objective",
 }
 
 
@@ -65,6 +70,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--kmeans-samples", type=int, help="ab samples for k-means (default 20000)")
     add("--temperature", type=float, help="softmax temperature of the training affinity (default 1)")
     add("--channel-dropout", type=float, help="lab input: share of clips with ab or L zeroed (default 0.5)")
+    add("--clip-frames", type=int, help="frames per clip: references + 1 target (default 4, as in the paper)")
+    add("--max-gap", type=int, help="clip frames are 1..MAX_GAP cached frames apart, drawn per clip (default 1)")
+    add("--input-jitter", type=float, help="photometric jitter of the input only, targets unchanged (default 0)")
+    add("--objective", choices=OBJECTIVES, help="ce: cross-entropy over 16 colour clusters (default); regression: smooth-L1 on ab")
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, config_class: type, run_files: str) -> None:

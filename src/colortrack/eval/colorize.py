@@ -96,7 +96,7 @@ class ColorEvalConfig:
     methods: list[str]
     embedder: str
     overrides: dict
-    input_height: int | None
+    short_side: int | None
     max_frames: int | None
     sequences: list[str]
     refiner: str | None = None
@@ -198,7 +198,7 @@ def _warp(name, embeddings, ref_cells, config: ColorEvalConfig, groups, with_con
 
 
 def _method_config(method: str, config: ColorEvalConfig) -> ColorizeConfig:
-    return ColorizeConfig.for_method(method, input_height=config.input_height, **config.overrides)
+    return ColorizeConfig.for_method(method, short_side=config.short_side, **config.overrides)
 
 
 def _nearest_reference(t: int, references: list[int]) -> int:

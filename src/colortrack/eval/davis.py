@@ -47,6 +47,8 @@ def evaluate_davis(
     """
     for sequence in dataset.sequences:  # a bad file fails now, not after hours of tracking
         sequence.check_sizes()
+    if all(len(sequence) < 3 for sequence in dataset.sequences):
+        raise InputError(dataset.root, "no sequence has a frame to score (the first and last are not: 3 frames or more needed)")
     _claim_output(out_dir, config)
     scores, runs = [], []
     for sequence in tqdm(dataset.sequences, desc="sequences", unit="seq", disable=not progress):

@@ -16,8 +16,8 @@ import numpy as np
 import yaml
 
 from colortrack.errors import InputError
-from colortrack.io.masks import read_mask
-from colortrack.io.video import image_size, list_images, natural_key, read_image
+from colortrack.io.masks import read_mask, write_mask
+from colortrack.io.video import image_size, list_images, natural_key, read_image, write_frames_png
 
 
 @dataclass
@@ -152,3 +152,16 @@ class DavisDataset:
     def names(self) -> list[str]:
         """Sequence names in order."""
         return [s.name for s in self.sequences]
+
+
+def write_sequence(
+    root: str | os.PathLike, name: str, frames: np.ndarray, masks: np.ndarray, resolution: str = "480p"
+) -> DavisSequence:
+    """Write one sequence in the DAVIS layout under ``root``: ``frames`` ``(T, H, W, 3) uint8`` as
+    ``JPEGImages/<res>/<name>/%05d.png`` and id ``masks`` ``(T_masks, H, W)`` (the first ones) as
+    palette PNGs in ``Annotations/<res>/<name>/``."""
+    root = Path(root)
+    frame_paths = write_frames_png(root / "JPEGImages" / resolution / name, frames)
+    mask_dir = root / "Annotations" / resolution / name
+    mask_paths = [write_mask(mask_dir / f"{index:05d}.png", mask) for index, mask in enumerate(masks)]
+    return DavisSequence(name, frame_paths, mask_paths)

@@ -7,6 +7,7 @@ An id mask is ``(H, W) uint8``: 0 is background, 1..254 are objects, 255 (``VOID
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,11 +133,16 @@ def write_mask(path: str | os.PathLike, ids: np.ndarray) -> Path:
         if ids.dtype.kind not in "iub" or (ids.size and (ids.min() < 0 or ids.max() > 255)):
             raise ValueError(f"ids must be integers in 0..255, got {ids.dtype}")
         ids = ids.astype(np.uint8)
+    with atomic_write(path) as tmp:
+        mask_image(ids).save(tmp, format="PNG")
+    return Path(path)
+
+
+def mask_image(ids: np.ndarray) -> Image.Image:
+    """ids ``(H, W) uint8`` as a palette image with DAVIS_PALETTE (index = id)."""
     im = Image.fromarray(np.ascontiguousarray(ids))
     im.putpalette(DAVIS_PALETTE.tobytes())
-    with atomic_write(path) as tmp:
-        im.save(tmp, format="PNG")
-    return Path(path)
+    return im
 
 
 @dataclass(frozen=True)
@@ -163,6 +169,12 @@ class LabelMap:
         present = np.unique(np.asarray(ids_mask))
         objects = [int(i) for i in present if i not in (0, VOID_ID)]
         return cls((0, *objects))
+
+    @classmethod
+    def from_masks(cls, ids_masks: Iterable[np.ndarray]) -> LabelMap:
+        """Channels ``[0] + sorted object ids present`` in any of ``ids_masks`` (each (H, W))."""
+        present = set().union(*(cls.from_mask(mask).object_ids for mask in ids_masks))
+        return cls((0, *sorted(present)))
 
     @property
     def num_channels(self) -> int:

@@ -15,7 +15,8 @@ from colortrack.defaults import TRACK_METHODS as BUILTIN_METHODS
 from colortrack.errors import InputError
 from colortrack.core.tracker import PRESETS, LabelTracker, Propagator, TrackConfig
 
-TRACK_OVERRIDES = ("temperature", "topk", "radius", "recent", "first_frame", "input_height", "precision")
+TRACK_OVERRIDES = ("temperature", "topk", "radius", "recent", "first_frame", "short_side", "precision")
+TRAINING_FREE_METHODS = BUILTIN_METHODS[1:]
 
 
 def shipped_model_path() -> Path:
@@ -30,6 +31,14 @@ def load_model(spec: str | Path, device: torch.device):
     return load_embedder(shipped_model_path() if str(spec) == SHIPPED_MODEL else spec, device)
 
 
+def trained_weights(method: str) -> str | None:
+    """The weights a ``--method`` tracks with: ``model`` (the shipped weights) or the checkpoint
+    path it names; None for the training-free methods and for paths that do not exist."""
+    if method in TRAINING_FREE_METHODS:
+        return None
+    return method if method == SHIPPED_MODEL or Path(method).exists() else None
+
+
 def make_propagator(method: str, config: TrackConfig, device: torch.device) -> Propagator:
     """method: model, identity, flow, color, or the path of a trained checkpoint (file or run folder)."""
     if method == "identity":
@@ -38,8 +47,9 @@ def make_propagator(method: str, config: TrackConfig, device: torch.device) -> P
         return FlowPropagator()
     if method == "color":
         return LabelTracker(LabPatchEmbedder(), config, device)
-    if method == SHIPPED_MODEL or Path(method).exists():
-        return LabelTracker(load_model(method, device), config, device)
+    weights = trained_weights(method)
+    if weights is not None:
+        return LabelTracker(load_model(weights, device), config, device)
     choices = ", ".join(BUILTIN_METHODS)
     raise InputError("--method", f"unknown method '{method}': choose {choices} or a checkpoint path")
 
@@ -54,7 +64,7 @@ def resolve_preset(name: str | None, method: str = DEFAULT_METHOD) -> TrackConfi
 def track_config(preset: str | None = None, method: str = DEFAULT_METHOD, **overrides) -> TrackConfig:
     """The preset (default: the method's own) with ``overrides`` applied; an override that is
     None is not given. temperature, topk (0: all), radius (0: global), recent, first_frame
-    ("keep" or "drop"), input_height (0: native), precision: the command line's options."""
+    ("keep" or "drop"), short_side (0: native), precision: the command line's options."""
     unknown = sorted(set(overrides) - set(TRACK_OVERRIDES))
     if unknown:
         raise InputError(unknown[0], f"unknown tracking setting: choose {', '.join(TRACK_OVERRIDES)}")
@@ -70,6 +80,6 @@ def track_config(preset: str | None = None, method: str = DEFAULT_METHOD, **over
     return TrackConfig(
         affinity=replace(config.affinity, **affinity),
         memory=replace(config.memory, **memory),
-        input_height=given["input_height"] or None if "input_height" in given else config.input_height,
+        short_side=given["short_side"] or None if "short_side" in given else config.short_side,
         precision=given.get("precision", config.precision),
     )

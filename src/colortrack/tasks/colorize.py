@@ -52,7 +52,7 @@ from colortrack.errors import InputError
 from colortrack.core.lab import lab_to_rgb, rgb_to_lab
 from colortrack.core.memory import ContextMemory, MemoryConfig
 from colortrack.models.refiner import RefineSweep, Refiner, refine_frames
-from colortrack.core.tracker import PRESETS, LabelTracker, pick_device
+from colortrack.core.tracker import PRESETS, LabelTracker, input_size, pick_device
 
 METHODS = COLORIZE_METHODS
 
@@ -102,14 +102,15 @@ class ColorizeConfig:
 
     affinity: the attention that copies colours (target to references / context).
     recent: ``propagate`` only: number of most recent predicted frames in the context.
-    input_height: frames are resized to this height before embedding (None: native).
+    short_side: frames are resized so that their shorter side has this many pixels before
+    embedding (None: native), as :attr:`colortrack.core.tracker.TrackConfig.short_side`.
     """
 
     method: str = "propagate"
     affinity: AffinityConfig = field(default_factory=lambda: DEFAULT_AFFINITY["propagate"])
     recent: int = 3
     spatiotemporal: SpatiotemporalConfig = field(default_factory=SpatiotemporalConfig)
-    input_height: int | None = None
+    short_side: int | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -441,12 +442,15 @@ class Colorizer:
         self.config = config
         self.device = device or pick_device()
         self.refiner = refiner
-        self._sizer = LabelTracker(embedder, replace(PRESETS["default"], input_height=config.input_height), self.device)
+
+    def input_size(self, native_size: tuple[int, int]) -> tuple[int, int]:
+        """``(h, w)`` the embedder sees for frames of ``native_size`` ``(H, W)``."""
+        return input_size(native_size, self.config.short_side, self.embedder.stride)
 
     @torch.no_grad()
     def embed(self, light: Tensor) -> Tensor:
         """light: (1, H, W) L. Returns (C, h, w) embeddings of the gray frame."""
-        size = self._sizer.input_size(tuple(light.shape[-2:]))
+        size = self.input_size(tuple(light.shape[-2:]))
         resized = F.interpolate(light[None].to(self.device), size=size, mode="bilinear", antialias=True)[0]
         gray = lab_to_rgb(torch.cat([resized, torch.zeros(2, *size, device=self.device)]))
         return self.embedder.encode(gray[None])[0].float()
@@ -493,7 +497,7 @@ class Colorizer:
         ref_values = torch.stack([F.adaptive_avg_pool2d(ab, grid) for ab in ref_full.values()])
         instance = None if instances is None else _InstanceTrack(self, *instances, held, grid)
         ref_groups = None if instance is None else torch.stack([instance.group(t) for t in references])
-        refine = None if self.refiner is None else self._sizer.input_size(native)
+        refine = None if self.refiner is None else self.input_size(native)
         if refine is not None:
             _check_confidence(self.config)
         bar = tqdm(total=_length(frames), desc="colorizing", unit="frame", disable=not progress)
@@ -563,7 +567,7 @@ class Colorizer:
         """The refined ab (2, h, w) of every frame, in time order, at the embedding input size: the
         scale G was trained at (cells of the embedder's stride); as good as refining 854x480
         frames at full size and 5x faster (docs/benchmarks.md). :func:`compose` scales it up."""
-        size = self._sizer.input_size(tuple(lights[0].shape[-2:]))
+        size = self.input_size(tuple(lights[0].shape[-2:]))
         return refine_frames(self.refiner, lights, predicted, confidence, references, size=size)
 
     def track_instances(
@@ -579,7 +583,7 @@ class Colorizer:
         """The mask tracker that carries instance masks: this colorizer's embedder with its tracking
         preset (``default`` for a trained network, ``color`` for a hand-made embedder)."""
         preset = PRESETS["default" if isinstance(self.embedder, torch.nn.Module) else "color"]
-        return LabelTracker(self.embedder, replace(preset, input_height=self.config.input_height), self.device)
+        return LabelTracker(self.embedder, replace(preset, short_side=self.config.short_side), self.device)
 
 
 class _InstanceTrack:
@@ -683,10 +687,10 @@ def embedder_temperature(spec: str) -> float:
     return float(read_meta(path).get("train_config", {}).get("temperature", GRAY_TEMPERATURE))
 
 
-def default_input_height(embedder: str) -> int | None:
+def default_short_side(embedder: str) -> int | None:
     """The embedding height an embedder was tuned at: the ``default`` preset's for a trained model
     (240 rows), native for the training-free gray embedder."""
-    return None if embedder == GRAY_EMBEDDER else PRESETS["default"].input_height
+    return None if embedder == GRAY_EMBEDDER else PRESETS["default"].short_side
 
 
 def colorize_overrides(
@@ -709,13 +713,13 @@ def colorize_overrides(
 
 
 def colorize_config(
-    method: str = DEFAULT_COLORIZE_METHOD, embedder: str = SHIPPED_MODEL, input_height: int | None = None, **overrides
+    method: str = DEFAULT_COLORIZE_METHOD, embedder: str = SHIPPED_MODEL, short_side: int | None = None, **overrides
 ) -> ColorizeConfig:
     """The configuration ``colortrack colorize`` uses: the method's defaults for ``embedder``
-    (its temperature, its input height; ``input_height`` 0 is native) with ``overrides`` (see
+    (its temperature, its input size; ``short_side`` 0 is native) with ``overrides`` (see
     :func:`colorize_overrides`)."""
-    height = default_input_height(embedder) if input_height is None else (input_height or None)
-    return ColorizeConfig.for_method(method, input_height=height, **colorize_overrides(embedder, **overrides))
+    side = default_short_side(embedder) if short_side is None else (short_side or None)
+    return ColorizeConfig.for_method(method, short_side=side, **colorize_overrides(embedder, **overrides))
 
 
 def make_embedder(spec: str, device: torch.device) -> Embedder:

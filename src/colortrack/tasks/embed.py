@@ -90,7 +90,7 @@ def embed_video(
     video: str | os.PathLike,
     out: str | os.PathLike,
     method: str = SHIPPED_MODEL,
-    input_height: int | None = None,
+    short_side: int | None = None,
     samples_per_frame: int = 512,
     max_samples: int = 100_000,
     device: torch.device | None = None,
@@ -103,13 +103,13 @@ def embed_video(
     from colortrack.io.video import VideoReader, VideoWriter
     from colortrack.core.tracker import PRESETS, LabelTracker, pick_device
 
-    if input_height is not None and input_height < 1:
-        raise InputError("--input-height", f"must be positive, got {input_height}")
+    if short_side is not None and short_side < 1:
+        raise InputError("--short-side", f"must be positive, got {short_side}")
     device = device or pick_device()
     reader = VideoReader(video)
     info = reader.info
     per_frame = max(1, min(samples_per_frame, max_samples // max(info.num_frames, 1)))
-    config = replace(PRESETS["default"], input_height=input_height)
+    config = replace(PRESETS["default"], short_side=short_side)
     tracker = LabelTracker(make_embedder(method, device), config, device)
     rng = np.random.default_rng(seed)
     samples = []

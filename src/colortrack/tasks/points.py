@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from colortrack.core.tracker import Propagator
+from colortrack.core.tracker import Propagator, split_first
 
 DEFAULT_SIGMA = 4.0  # half the stride (8) of the built-in embedder
 
@@ -188,11 +188,7 @@ def iter_points(
     held at a time besides what the propagator keeps.
     """
     sigma = float(config.sigma or default_sigma(propagator))
-    stream = iter(frames)
-    try:
-        first = next(stream)
-    except StopIteration:
-        return
+    first, stream = split_first(frames)
     height, width = first.shape[:2]
     first_maps = point_maps(keypoints.xy, height, width, sigma)
     _, reference = decode_maps(first_maps[:-1], sigma, config)

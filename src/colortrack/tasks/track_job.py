@@ -1,11 +1,11 @@
-"""End-to-end jobs behind the CLI: a video and a first-frame mask in, masks and an overlay out."""
+"""End-to-end jobs behind the CLI: a video and a first-frame mask (or keyframes) in, masks and an overlay out."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from queue import Queue
 from threading import Thread
@@ -20,6 +20,7 @@ from colortrack.io.atomic import atomic_write_json, is_write_error, make_dirs
 from colortrack.io.masks import read_mask, write_mask
 from colortrack.io.video import VideoReader, VideoWriter
 from colortrack.io.overlay import overlay_masks
+from colortrack.tasks.keyframes import propagate_keyframe_masks
 from colortrack.tasks.masks import propagate_mask
 from colortrack.core.tracker import Propagator
 
@@ -36,7 +37,7 @@ class TrackOutput:
 
 def track_video(
     video_path: Path,
-    mask_path: Path,
+    mask_paths: Path | Mapping[int, Path],
     out_dir: Path,
     propagator: Propagator,
     settings: dict,
@@ -45,38 +46,66 @@ def track_video(
 ) -> TrackOutput:
     """Writes ``out_dir/masks/%05d.png`` at native size, ``out_dir/overlay.mp4`` and ``out_dir/config.json``.
 
+    mask_paths: the first frame's mask, or ``{frame index: mask}`` of one or more keyframes
+    (:mod:`colortrack.tasks.keyframes`; the video is then held in memory).
     Every file is written atomically. When ``out_dir`` already holds the complete outputs of an
     identical run (same ``config.json``: settings and inputs), nothing is redone; otherwise the
     earlier outputs are removed first, so that a re-run of an interrupted job starts clean.
     """
     reader = VideoReader(video_path)
-    first_mask = read_mask(mask_path)
-    _check_mask_size(first_mask, reader, mask_path)
+    keyframe_paths = {0: mask_paths} if isinstance(mask_paths, Path) else dict(sorted(mask_paths.items()))
+    keyframes = {index: _read_keyframe(path, index, reader) for index, path in keyframe_paths.items()}
     out_dir = _prepare_output(out_dir)
     masks_dir = out_dir / "masks"
     num_frames = reader.info.num_frames
     overlay_path = out_dir / "overlay.mp4" if overlay else None
-    settings = {**settings, "inputs": {"video": input_fingerprint(reader), "mask": input_fingerprint(mask_path)}}
+    settings = {**settings, "inputs": {"video": input_fingerprint(reader), **_mask_fingerprints(keyframe_paths)}}
     expected = [masks_dir / f"{index:05d}.png" for index in range(num_frames)] + [overlay_path] * overlay
     if finished_run(out_dir, settings, expected):
         return TrackOutput(masks_dir, overlay_path, num_frames, skipped=True)
     stale = [out_dir / "overlay.mp4"] + [p for p in masks_dir.glob("*.png") if _MASK_NAME.match(p.name)]
     start_run(out_dir, settings, stale)
     make_dirs(masks_dir)
-    pending: deque[np.ndarray] = deque()
-    masks = propagate_mask(propagator, _remember_all(prefetched(reader), pending), first_mask)
-    bar = tqdm(masks, total=num_frames, desc="tracking", unit="frame", disable=not progress)
+    results = _frames_and_masks(reader, keyframes, propagator)
+    bar = tqdm(results, total=num_frames, desc="tracking", unit="frame", disable=not progress)
     writer_cm = VideoWriter(overlay_path, reader.info.fps, speed="veryfast") if overlay_path else _NoWriter()
     with writer_cm as writer, ThreadPoolExecutor(max_workers=1) as io:
         job = None
-        for index, mask in enumerate(bar):
-            frame = pending.popleft()
+        for index, (frame, mask) in enumerate(bar):
             if job is not None:
                 job.result()  # one frame in flight: memory stays flat, errors surface at once
             job = io.submit(_write_frame_outputs, masks_dir / f"{index:05d}.png", mask, frame, writer)
         if job is not None:
             job.result()
     return TrackOutput(masks_dir, overlay_path, reader.info.num_frames)
+
+
+def _frames_and_masks(
+    reader: VideoReader, keyframes: dict[int, np.ndarray], propagator: Propagator
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(frame, mask) pairs in time order: streamed from a first-frame mask, else from the video in memory."""
+    if list(keyframes) == [0]:
+        pending: deque[np.ndarray] = deque()
+        for mask in propagate_mask(propagator, _remember_all(prefetched(reader), pending), keyframes[0]):
+            yield pending.popleft(), mask
+        return
+    frames = reader.read_all()
+    yield from zip(frames, propagate_keyframe_masks(propagator, frames, keyframes))
+
+
+def _read_keyframe(path: Path, index: int, reader: VideoReader) -> np.ndarray:
+    mask = read_mask(path)
+    _check_mask_size(mask, reader, path)
+    num_frames = reader.info.num_frames
+    if not 0 <= index < num_frames:
+        raise InputError(path, f"frame index {index} is out of range: the video has frames 0..{num_frames - 1}")
+    return mask
+
+
+def _mask_fingerprints(keyframe_paths: dict[int, Path]) -> dict:
+    if list(keyframe_paths) == [0]:
+        return {"mask": input_fingerprint(keyframe_paths[0])}
+    return {"keyframes": {str(index): input_fingerprint(path) for index, path in keyframe_paths.items()}}
 
 
 def _write_frame_outputs(mask_path: Path, mask: np.ndarray, frame: np.ndarray, writer) -> None:

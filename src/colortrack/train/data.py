@@ -62,6 +62,12 @@ class ClipConfig:
     stride: the network's stride; targets are given per feature cell.
     channel_dropout: for "lab" input, the probability that a clip has its ab channels (or, with
     equal chance, its L channel) zeroed in the input, as in CorrFlow.
+    max_gap: the clip's frames are ``g`` cached frames apart, ``g`` uniform in [1, max_gap] per
+    clip (shrunk to fit the video): longer, more varied motion between references and target.
+    input_jitter: strength ``j`` of a per-clip photometric change of the *input* only (L scaled by
+    a contrast in [1 - j, 1 + j] about its mean and shifted by up to 50 j, ab scaled by a
+    saturation in [1 - j, 1 + j]); the colour targets are those of the unchanged frames, so the
+    embedding must match through lighting changes. 0 disables it.
     """
 
     crop_size: int = 256
@@ -71,6 +77,8 @@ class ClipConfig:
     input_mode: str = "gray"
     stride: int = 8
     channel_dropout: float = 0.0
+    max_gap: int = 1
+    input_jitter: float = 0.0
 
 
 # ----------------------------------------------------------------------------------- discovery
@@ -270,16 +278,24 @@ class ClipDataset(Dataset):
         rgb = torch.from_numpy(_crop(frames, self.config, rng)).permute(0, 3, 1, 2).float() / 255.0
         lab = rgb_to_lab(rgb)
         ab = F.avg_pool2d(lab[:, 1:], self.config.stride)
-        x = lab_to_input(lab, self.config.input_mode)
+        x = lab_to_input(_jitter(lab, self.config.input_jitter, rng), self.config.input_mode)
         x = _drop_channels(x, self.config, rng)
         return {"input": x, "color_ids": quantize(ab, self.centers), "ab": ab}
 
     def _frames(self, rng: np.random.Generator) -> np.ndarray:
-        """(T, H, W, 3) uint8: clip_frames consecutive cached frames of a random position."""
+        """(T, H, W, 3) uint8: clip_frames cached frames of a random position, ``max_gap`` apart
+        at most. Draws nothing more from ``rng`` when max_gap is 1 (earlier runs resume exactly)."""
         clip = int(rng.integers(self.offsets[-1]))
         video = int(np.searchsorted(self.offsets, clip, side="right") - 1)
         start = clip - int(self.offsets[video])
-        return _open(self.files[video])[start : start + self.config.clip_frames]
+        frames = _open(self.files[video])
+        count = self.config.clip_frames
+        if self.config.max_gap <= 1:
+            return frames[start : start + count]
+        gap = int(rng.integers(1, self.config.max_gap + 1))
+        gap = max(1, min(gap, (len(frames) - 1) // max(count - 1, 1)))
+        start = min(start, len(frames) - 1 - gap * (count - 1))
+        return frames[start : start + gap * (count - 1) + 1 : gap]
 
 
 def _crop(frames: np.ndarray, config: ClipConfig, rng: np.random.Generator) -> np.ndarray:
@@ -298,6 +314,18 @@ def _crop(frames: np.ndarray, config: ClipConfig, rng: np.random.Generator) -> n
             frame = cv2.resize(frame, (config.crop_size, config.crop_size), interpolation=interpolation)
         out.append(frame[:, ::-1] if flip else frame)
     return np.ascontiguousarray(np.stack(out))
+
+
+def _jitter(lab: Tensor, strength: float, rng: np.random.Generator) -> Tensor:
+    """lab: (T, 3, S, S). The clip with one random contrast/brightness of L and saturation of ab
+    (the same for all its frames); unchanged, and no draw from ``rng``, when strength is 0."""
+    if strength <= 0:
+        return lab
+    contrast, shift, saturation = rng.uniform(-strength, strength, size=3)
+    lightness = lab[:, :1]
+    mean = lightness.mean()
+    lightness = ((lightness - mean) * (1 + contrast) + mean + 50.0 * shift).clamp(0.0, 100.0)
+    return torch.cat([lightness, lab[:, 1:] * (1 + saturation)], dim=1)
 
 
 def _drop_channels(x: Tensor, config: ClipConfig, rng: np.random.Generator) -> Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -27,3 +29,31 @@ def colorization_loss(
     predicted = attend(embeddings[:, -1], embeddings[:, :-1], references, affinity)  # (B, K, h, w)
     truth = predicted.gather(1, color_ids[:, -1:]).squeeze(1)  # (B, h, w)
     return -torch.log(truth + 1e-8).mean()
+
+
+# Lab units per unit of the regression loss: typical ab errors of a few units give losses near 1,
+# the scale of the cross-entropy.
+AB_UNIT = 10.0
+OBJECTIVES = ("ce", "regression")
+
+
+def regression_loss(embeddings: Tensor, ab: Tensor, affinity: AffinityConfig = TRAINING_AFFINITY) -> Tensor:
+    """Smooth-L1 between the copied and the true ab of the target's cells (in units of AB_UNIT).
+
+    embeddings: (B, T, D, h, w); ab: (B, T, 2, h, w) cell-averaged ab in Lab units.
+    Frames 0 .. T-2 are the references, frame T-1 the target. Returns the scalar mean.
+    """
+    if embeddings.shape[:2] != ab.shape[:2] or embeddings.shape[-2:] != ab.shape[-2:]:
+        raise ValueError(f"embeddings {tuple(embeddings.shape)} do not match ab {tuple(ab.shape)}")
+    predicted = attend(embeddings[:, -1], embeddings[:, :-1], ab[:, :-1].float(), affinity)  # (B, 2, h, w)
+    return F.smooth_l1_loss(predicted / AB_UNIT, ab[:, -1].float() / AB_UNIT)
+
+
+def objective_loss(objective: str, batch: dict[str, Tensor], num_colors: int, affinity: AffinityConfig):
+    """The loss function of ``objective`` on one batch's targets: embeddings (B, T, D, h, w) -> scalar."""
+    if objective == "ce":
+        return partial(colorization_loss, color_ids=batch["color_ids"], num_colors=num_colors, affinity=affinity)
+    if objective == "regression":
+        return partial(regression_loss, ab=batch["ab"], affinity=affinity)
+    raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
+

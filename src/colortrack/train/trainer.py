@@ -13,7 +13,7 @@ import csv
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -42,7 +42,7 @@ from colortrack.train.data import (
     prepare_cache,
     sample_ab,
 )
-from colortrack.train.loss import colorization_loss
+from colortrack.train.loss import OBJECTIVES, objective_loss
 from colortrack.train.quantize import fit_color_centers
 
 LOG_FIELDS = ("step", "loss", "lr", "clips_per_s", "elapsed")
@@ -68,6 +68,10 @@ class TrainConfig:
     input_mode: "gray" or "lab" network input; None keeps the model's (the preset's: gray).
     init: a checkpoint whose weights start the run (fresh optimizer and schedule); a gray-input
     checkpoint can start a "lab" run: the new a, b input weights start at zero.
+    clip_frames: frames per clip: clip_frames - 1 references and one target (paper: 4).
+    max_gap / input_jitter: see :class:`colortrack.train.data.ClipConfig`.
+    objective: "ce" (the paper's cross-entropy over quantized colours) or "regression"
+    (smooth-L1 on the copied ab, :func:`colortrack.train.loss.regression_loss`).
     """
 
     data: list[str] = field(default_factory=list)
@@ -98,6 +102,9 @@ class TrainConfig:
     progress: bool = True
     input_mode: str | None = None
     init: str | None = None
+    max_gap: int = 1
+    input_jitter: float = 0.0
+    objective: str = "ce"
 
     def resolved(self) -> TrainConfig:
         """A copy with the model and crop size filled in from the preset, checked."""
@@ -113,6 +120,13 @@ class TrainConfig:
         crop = self.crop_size or DEFAULT_CROP.get(self.model_preset, 128)
         if crop % model.stride:
             raise InputError("--crop-size", f"{crop} is not a multiple of the model stride {model.stride}")
+        if self.objective not in OBJECTIVES:
+            raise InputError("--objective", f"must be one of {', '.join(OBJECTIVES)}")
+        for option, value, low in (("--clip-frames", self.clip_frames, 2), ("--max-gap", self.max_gap, 1)):
+            if value < low:
+                raise InputError(option, f"must be at least {low}, got {value}")
+        if self.input_jitter < 0:
+            raise InputError("--input-jitter", f"must not be negative, got {self.input_jitter}")
         if not self.lr_schedule or self.lr_schedule[0][0] != 0:
             raise InputError("--lr", "the schedule must start at step 0")
         return replace(self, model=model, crop_size=crop, lr_schedule=sorted(map(tuple, self.lr_schedule)))
@@ -230,8 +244,9 @@ def _loop(
     for step, batch in enumerate(loader, start=start + 1):
         lr = lr_at(config.lr_schedule, step - 1)
         x = batch["input"].to(env.device, non_blocking=True)
-        color_ids = batch["color_ids"].to(env.device, non_blocking=True)
-        window.add(train_step(network, optimizer, scaler, x, color_ids, config.num_colors, affinity, lr, dtype))
+        targets = {key: batch[key].to(env.device, non_blocking=True) for key in ("color_ids", "ab")}
+        loss_fn = objective_loss(config.objective, targets, config.num_colors, affinity)
+        window.add(train_step(network, optimizer, scaler, x, loss_fn, lr, dtype))
         bar.update(1)
         if step % config.log_every == 0 or step == config.steps:
             loss, clips_per_s, seconds = window.flush(config.batch_size * env.world_size, env)
@@ -251,20 +266,19 @@ def train_step(
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
     x: Tensor,
-    color_ids: Tensor,
-    num_colors: int,
-    affinity: AffinityConfig,
+    loss_fn: Callable[[Tensor], Tensor],
     lr: float,
     dtype: torch.dtype | None = None,
 ) -> Tensor:
-    """One optimizer step. x: (B, T, Cin, S, S); color_ids: (B, T, h, w), both on the network's
-    device. The network runs under autocast to ``dtype`` (None: fp32); the loss in fp32.
+    """One optimizer step. x: (B, T, Cin, S, S) on the network's device; ``loss_fn`` maps the
+    embeddings (B, T, D, h, w) to the scalar loss (:func:`colortrack.train.loss.objective_loss`).
+    The network runs under autocast to ``dtype`` (None: fp32); the loss in fp32.
     Returns the (detached) loss."""
     for group in optimizer.param_groups:
         group["lr"] = lr
     with torch.autocast(x.device.type, dtype=dtype) if dtype else nullcontext():
         embeddings = network(x)
-    loss = colorization_loss(embeddings.float(), color_ids, num_colors, affinity)
+    loss = loss_fn(embeddings.float())
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.step(optimizer)
@@ -365,6 +379,8 @@ def _clip_config(config: TrainConfig) -> ClipConfig:
         input_mode=config.model.input_mode,
         stride=config.model.stride,
         channel_dropout=config.channel_dropout,
+        max_gap=config.max_gap,
+        input_jitter=config.input_jitter,
     )
 
 

@@ -12,6 +12,10 @@ Follows the protocol of the official ``davis2017-evaluation`` package (Pont-Tuse
 * Per object: mean, recall (fraction of frames > 0.5) and decay (mean of the first quarter of
   the frames minus mean of the last quarter, quarters as the official binning). The dataset
   numbers are plain means of the per-object numbers; J&F = (J + F) / 2.
+* A sequence of fewer than 3 frames has no frame left to score. Its objects are left out of
+  every mean (never scored as 0 or as NaN) and listed in ``Summary.unscored``, in
+  ``results.json`` and below the printed table; scoring a dataset in which no object has a frame
+  to score is an error.
 
 Void (label 255) in the ground truth: the official semi-supervised evaluation sets it to
 background and then excludes nothing (its void test runs on the already-binarised masks, so it
@@ -165,6 +169,11 @@ class ObjectScores:
     F: np.ndarray
 
     @property
+    def scored(self) -> bool:
+        """Whether the object has any scored frame (its sequence has 3 frames or more)."""
+        return np.size(self.J) > 0
+
+    @property
     def J_mean(self) -> float:
         return _nanmean(self.J)
 
@@ -235,6 +244,7 @@ class Summary:
     F_decay: float
     JF_mean: float
     per_sequence: list[dict] = field(default_factory=list)
+    unscored: list[dict] = field(default_factory=list)  # objects without a frame to score
 
     def to_json(self) -> dict:
         return {
@@ -246,15 +256,20 @@ class Summary:
             "F-Recall": self.F_recall,
             "F-Decay": self.F_decay,
             "sequences": [dict(row) for row in self.per_sequence],
+            "unscored": [dict(row) for row in self.unscored],
         }
 
 
 def summarize(scores: list[ObjectScores]) -> Summary:
-    """Means over objects of the per-object statistics (as the official ``evaluation_method``)."""
+    """Means over objects of the per-object statistics (as the official ``evaluation_method``);
+    objects without a scored frame are listed in ``unscored`` instead. ValueError when no object
+    has a frame to score."""
+    unscored = [{"sequence": s.sequence, "object": s.object_id} for s in scores if not s.scored]
+    scores = [s for s in scores if s.scored]
+    if not scores:
+        raise ValueError("no object has a frame to score (sequences need 3 frames or more)")
 
     def over_objects(stat: str) -> float:
-        if not scores:
-            return math.nan
         return _pct(np.mean([getattr(s, stat) for s in scores]))
 
     rows = [
@@ -277,6 +292,7 @@ def summarize(scores: list[ObjectScores]) -> Summary:
         F_decay=over_objects("F_decay"),
         JF_mean=(j_mean + f_mean) / 2,
         per_sequence=rows,
+        unscored=unscored,
     )
 
 
@@ -299,4 +315,7 @@ def format_table(summary: Summary) -> str:
         f"J-Recall {summary.J_recall:.1f}  J-Decay {summary.J_decay:.1f}  "
         f"F-Recall {summary.F_recall:.1f}  F-Decay {summary.F_decay:.1f}"
     )
+    if summary.unscored:
+        names = ", ".join(f"{r['sequence']} (object {r['object']})" for r in summary.unscored)
+        lines.append(f"Not scored, no frame between the first and the last: {names}")
     return "\n".join(lines)

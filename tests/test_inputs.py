@@ -1,0 +1,154 @@
+"""Real-world inputs: rotated phone video, EXIF-oriented frames, empty and one-frame videos."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from colortrack.cli.main import main
+from colortrack.core.tracker import PRESETS, LabelTracker
+from colortrack.demo.synthetic import make_video
+from colortrack.errors import InputError
+from colortrack.io.davis import write_sequence
+from colortrack.io.masks import read_mask, write_mask
+from colortrack.io.video import VideoReader, image_size, read_image
+from colortrack.models.baselines import FlowPropagator, IdentityPropagator
+from colortrack.models.embedders.color import LabPatchEmbedder
+from colortrack.tasks.masks import propagate_mask
+
+
+def blocks(height: int = 64, width: int = 96, seed: int = 0) -> np.ndarray:
+    """``(H, W, 3) uint8`` of 16-pixel blocks of random colours: no symmetry, codec friendly."""
+    cells = np.random.default_rng(seed).integers(0, 256, (height // 16, width // 16, 3))
+    return np.repeat(np.repeat(cells, 16, axis=0), 16, axis=1).astype(np.uint8)
+
+
+def write_rotated(path: Path, frames: np.ndarray, degrees: int, hflip: bool = False) -> Path:
+    """Stored frames ``(T, H, W, 3)`` as a near-lossless H.264 file whose display matrix turns them
+    ``degrees`` counter-clockwise (then mirrors them), as a phone records portrait video."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv444p"
+        stream.options = {"crf": "0"}
+        stream.set_display_rotation(degrees, hflip=hflip)
+        for index, frame in enumerate(frames):
+            av_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            av_frame.pts = index
+            for packet in stream.encode(av_frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize(("degrees", "hflip", "turns"), [(90, False, 1), (-90, False, -1), (180, False, 2), (90, True, 1)])
+def test_rotated_video_is_read_upright(tmp_path, degrees, hflip, turns):
+    stored = np.stack([blocks(seed=1), blocks(seed=2)])
+    reader = VideoReader(write_rotated(tmp_path / "phone.mp4", stored, degrees, hflip))
+    upright = np.rot90(stored, turns, axes=(1, 2))
+    if hflip:
+        upright = upright[:, :, ::-1]
+    assert (reader.info.height, reader.info.width) == upright.shape[1:3]
+    frames = reader.read_all()
+    assert frames.shape == upright.shape
+    assert np.abs(frames.astype(int) - upright).mean() < 2
+
+
+def test_exif_oriented_frames_are_read_upright(tmp_path):
+    stored = blocks(seed=3)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for name in ("00000.png", "00001.png"):
+        Image.fromarray(stored).save(folder / name, exif=exif)
+    assert image_size(folder / "00000.png") == (96, 64)
+    np.testing.assert_array_equal(read_image(folder / "00000.png"), np.rot90(stored, -1))
+    reader = VideoReader(folder)
+    assert (reader.info.height, reader.info.width) == (96, 64)
+    assert reader.read_all().shape == (2, 96, 64, 3)
+
+
+def test_tracking_a_rotated_video_writes_upright_masks(tmp_path, capsys):
+    stored = np.stack([blocks(seed=4)] * 3)
+    video = write_rotated(tmp_path / "phone.mp4", stored, 90)
+    upright_mask = np.zeros((96, 64), np.uint8)
+    upright_mask[10:40, 5:30] = 3
+    write_mask(tmp_path / "first.png", upright_mask)
+    code = main(["track", str(video), "--mask", str(tmp_path / "first.png"), "--out", str(tmp_path / "out"),
+                 "--method", "identity", "--quiet"])
+    assert code == 0
+    masks = sorted((tmp_path / "out" / "masks").glob("*.png"))
+    assert len(masks) == 3
+    np.testing.assert_array_equal(read_mask(masks[-1]), upright_mask)
+    assert VideoReader(tmp_path / "out" / "overlay.mp4").info.height == 96
+
+    write_mask(tmp_path / "sideways.png", upright_mask.T.copy())
+    code = main(["track", str(video), "--mask", str(tmp_path / "sideways.png"), "--out", str(tmp_path / "o2"),
+                 "--method", "identity", "--quiet"])
+    assert code == 2
+    assert "sideways.png: mask is 96x64 but the video is 64x96" in capsys.readouterr().err
+
+
+def test_a_video_file_without_frames_is_a_one_line_error(tmp_path, capsys):
+    path = tmp_path / "empty.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height = 64, 32
+        container.start_encoding()
+    write_mask(tmp_path / "first.png", np.zeros((32, 64), np.uint8))
+    code = main(["track", str(path), "--mask", str(tmp_path / "first.png"), "--out", str(tmp_path / "out"), "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"colortrack: error: {path}:") and "\n" not in err
+
+
+@pytest.mark.parametrize(
+    "propagator",
+    [IdentityPropagator(), FlowPropagator(), LabelTracker(LabPatchEmbedder(), PRESETS["color"], torch.device("cpu"))],
+    ids=["identity", "flow", "tracker"],
+)
+def test_no_frames_is_an_input_error_and_one_frame_gives_the_first_mask(propagator):
+    mask = np.zeros((32, 48), np.uint8)
+    mask[4:20, 8:30] = 7
+    with pytest.raises(InputError, match="has no frames"):
+        list(propagate_mask(propagator, [], mask))
+    (only,) = propagate_mask(propagator, [blocks(32, 48)], mask)
+    np.testing.assert_array_equal(only, mask)
+
+
+def write_davis(root: Path, lengths: dict[str, int]) -> Path:
+    for name, length in lengths.items():
+        video = make_video(num_frames=length, height=48, width=64, num_objects=1, seed=length)
+        write_sequence(root, name, video.frames, video.masks)
+    return root
+
+
+def test_a_two_frame_sequence_leaves_the_dataset_scores_free_of_nan(tmp_path, capsys):
+    root = write_davis(tmp_path / "davis", {"long": 6, "short": 2})
+    code = main(["eval", "davis", "--root", str(root), "--method", "identity", "--out", str(tmp_path / "eval"), "--quiet"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "nan" not in printed.lower() and "short (object 1)" in printed
+    results = json.loads((tmp_path / "eval" / "results.json").read_text(), parse_constant=_refuse)
+    assert results["unscored"] == [{"sequence": "short", "object": 1}]
+    assert [row["sequence"] for row in results["sequences"]] == ["long"]
+    assert results["J&F"] == pytest.approx(results["sequences"][0]["J&F"])
+
+
+def test_a_dataset_with_nothing_to_score_is_a_one_line_error(tmp_path, capsys):
+    root = write_davis(tmp_path / "davis", {"one": 1, "two": 2})
+    code = main(["eval", "davis", "--root", str(root), "--method", "identity", "--out", str(tmp_path / "eval"), "--quiet"])
+    assert code == 2
+    assert "no sequence has a frame to score" in capsys.readouterr().err
+
+
+def _refuse(constant: str):
+    raise ValueError(f"{constant} in results.json")
