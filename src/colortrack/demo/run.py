@@ -17,7 +17,7 @@ from colortrack.io.masks import read_mask, write_mask
 from colortrack.io.video import VideoReader, VideoWriter
 from colortrack.eval.metrics.color import psnr
 from colortrack.eval.metrics.davis import evaluate_sequence, format_table, summarize
-from colortrack.tasks.track_job import track_video
+from colortrack.tasks.masks import track_video
 from colortrack.demo.synthetic import make_video
 
 

@@ -24,10 +24,10 @@ import numpy as np
 from tqdm import tqdm
 
 from colortrack.core.tracker import Propagator
-from colortrack.errors import InputError
 from colortrack.eval.metrics.pck import PCKCounts, format_pck_table, pck_counts
-from colortrack.io.atomic import atomic_write, atomic_write_json, make_dirs
+from colortrack.io.atomic import atomic_write, atomic_write_json
 from colortrack.io.keypoints import read_track_json, write_track_json
+from colortrack.io.runs import RunFolder
 from colortrack.io.video import read_image
 from colortrack.tasks.points import Keypoints, PointConfig, collect, iter_points
 
@@ -87,7 +87,7 @@ def evaluate_keypoints(
     progress: bool = True,
 ) -> dict:
     """Track, score and write every clip (see the module doc); returns the results dict."""
-    _claim_output(out_dir, settings)
+    RunFolder.open(out_dir, settings).claim()
     rows, total = [], _zero_counts(benchmark)
     for clip in tqdm(clips, desc="clips", unit="clip", disable=not progress):
         run = _load_finished(out_dir, clip) or _track_clip(clip, propagator, config, out_dir)
@@ -142,18 +142,6 @@ def _load_finished(out_dir: Path, clip: KeypointClip) -> ClipRun | None:
 
 def _progress_file(out_dir: Path, clip: KeypointClip) -> Path:
     return out_dir / "progress" / f"{clip.name}.json"
-
-
-def _claim_output(out_dir: Path, settings: dict) -> None:
-    """Refuse to mix results of two configurations in one folder."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(out_dir, "output path exists and is not a folder")
-    comparable = json.loads(json.dumps(settings))
-    config_path = out_dir / "config.json"
-    if config_path.is_file() and json.loads(config_path.read_text()) != comparable:
-        raise InputError(out_dir, "holds results of another configuration; choose a new --out")
-    make_dirs(out_dir)
-    atomic_write_json(config_path, comparable)
 
 
 def format_results(results: dict, label: str = "clip") -> str:
