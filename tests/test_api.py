@@ -62,6 +62,19 @@ def test_points_are_the_command_lines(clip, tmp_path):
     assert tracked.xy.shape == (6, 4, 2) and tracked.to_json() == saved
 
 
+def test_keyframes_are_the_command_lines(clip, tmp_path):
+    folder, video = clip
+    write_mask(tmp_path / "k4.png", video.masks[4])
+    _run("track", folder / "frames", "--mask", folder / "first.png", "--mask", f"{tmp_path / 'k4.png'}@4",
+         "--out", tmp_path / "out", "--no-overlay", "--method", "color")
+    cli = np.stack([read_mask(path) for path in sorted((tmp_path / "out" / "masks").glob("*.png"))])
+    tracker = colortrack.Tracker.pretrained("color")
+    one_pass = iter(list(video.frames))
+    library = colortrack.collect_masks(tracker.track_masks(one_pass, {0: video.masks[0], 4: tmp_path / "k4.png"}))
+    np.testing.assert_array_equal(library, cli)
+    np.testing.assert_array_equal(library[4], video.masks[4])
+
+
 def test_colors_are_the_command_lines(clip, tmp_path):
     folder, video = clip
     _run("colorize", folder / "frames", "--ref", folder / "ref" / "00000.png", "--out", tmp_path / "out.mp4",
@@ -150,8 +163,10 @@ def test_clear_errors(clip):
     tracker = colortrack.Tracker.pretrained("identity")
     with pytest.raises(InputError, match="mask is 80x40 but the video is 80x48"):
         tracker.track_masks(video.frames, video.masks[0][:40])
-    with pytest.raises(InputError, match=r"keyframes \[0, 3\]"):
-        tracker.track_masks(video.frames, {0: video.masks[0], 3: video.masks[3]})
+    with pytest.raises(InputError, match="out of range"):
+        list(tracker.track_masks(video.frames, {0: video.masks[0], 9: video.masks[3]}))
+    with pytest.raises(InputError, match="whole numbers"):
+        tracker.track_masks(video.frames, {"3": video.masks[3]})
     with pytest.raises(InputError, match="uint8"):
         list(tracker.track_masks(video.frames.astype(np.float32), video.masks[0]))
     with pytest.raises(InputError, match="no frames"):
@@ -174,7 +189,7 @@ def _modules_after(code: str) -> set[str]:
     return set(out.stdout.split())
 
 
-@pytest.mark.parametrize("command", ["", "track", "eval", "colorize", "embed", "demo"])
+@pytest.mark.parametrize("command", ["", "track", "eval", "colorize", "embed", "demo", "report", "app"])
 def test_the_command_line_starts_without_torch(command):
     """``colortrack --help`` and argument errors must not wait for torch, OpenCV, PyAV or matplotlib."""
     code = f"import colortrack, colortrack.cli.main as m; m.build_parser({command!r})"

@@ -98,12 +98,15 @@ class Tracker:
         """Object masks of every frame, streamed as :class:`colortrack.tasks.masks.MaskFrame`
         (index, mask (H, W) uint8 ids, probabilities (L, H, W), confidence (H, W)).
 
-        mask: the first frame's object ids: a mask PNG (palette ids or 0/255 grey), an (H, W)
-        integer array (0 background, 255 void), or ``{0: mask}``."""
+        mask: the first frame's object ids, a mask PNG (palette ids or 0/255 grey) or an (H, W)
+        integer array (0 background, 255 void); or ``{frame index: mask}`` of one or more keyframes
+        (frames between two are predicted from both, see :mod:`colortrack.tasks.keyframes`; the
+        video is then held in memory)."""
         from colortrack.tasks.masks import iter_mask_frames
 
         _, frames, size = open_frames(video)
-        ids = read_ids(_first_keyframe(mask), _name(mask, "mask"), size)
+        keyframes = mask if isinstance(mask, Mapping) else {0: mask}
+        ids = {_frame_index(index, "mask"): read_ids(ids, _name(ids, f"mask@{index}"), size) for index, ids in keyframes.items()}
         return iter_mask_frames(self.propagator, frames, ids)
 
     def track_points(self, video: PathLike | np.ndarray | Iterable[np.ndarray], points) -> Iterator[PointFrame]:
@@ -247,13 +250,10 @@ def collect_colors(frames: Iterable[ColorFrame]) -> np.ndarray:
     return np.stack([frame.rgb for frame in frames])
 
 
-def _first_keyframe(mask):
-    """The mask of frame 0 (several keyframes are not supported yet)."""
-    if not isinstance(mask, Mapping):
-        return mask
-    if list(mask) != [0]:
-        raise InputError("mask", f"keyframes {sorted(mask)} given: only one mask, on frame 0, is supported")
-    return mask[0]
+def _frame_index(index, name: str) -> int:
+    if not isinstance(index, (int, np.integer)) or isinstance(index, bool) or index < 0:
+        raise InputError(name, f"frame indices must be whole numbers >= 0, got {index!r}")
+    return int(index)
 
 
 def _name(value, default: str) -> str:
