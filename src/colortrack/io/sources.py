@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sized
 
 import numpy as np
 
@@ -20,7 +20,8 @@ class Frames:
     ``(T, H, W)`` uint8 array, a sequence of frames, or any iterable of frames (read once).
 
     ``reader`` is the :class:`colortrack.io.video.VideoReader` of a path (None otherwise);
-    ``rereadable``: iterating again gives the same frames (a path, an array, a sequence);
+    ``rereadable``: iterating again gives the same frames (a path, an array, a sequence, a
+    VideoReader: anything whose ``iter()`` is a new iterator);
     ``num_frames`` and ``size`` (H, W) are known up front except for a one-pass iterable.
     Each frame is checked as it is read: uint8, (H, W, 3) RGB or (H, W) gray, one size throughout.
     """
@@ -41,8 +42,8 @@ class Frames:
             self.source, self.rereadable = video, True
             self.num_frames, self.size = len(video), tuple(video.shape[1:3])
         elif isinstance(video, Iterable):
-            self.source, self.rereadable = video, isinstance(video, Sequence)
-            self.num_frames = len(video) if self.rereadable else None
+            self.source, self.rereadable = video, iter(video) is not video  # a generator is read once
+            self.num_frames = len(video) if isinstance(video, Sized) else None
             self.size = None
         else:
             raise InputError(name, f"expected a path, an array or an iterable of frames, got {type(video).__name__}")
