@@ -112,15 +112,24 @@ class Tracker:
     def track_points(self, video: PathLike | np.ndarray | Iterable[np.ndarray], points) -> Iterator[PointFrame]:
         """Points of every frame, streamed as :class:`PointFrame`. points (on the first frame): a
         file (JSON, CSV ``name,x,y`` or JHMDB ``joint_positions.mat``), a
-        :class:`colortrack.tasks.points.Keypoints`, ``{name: (x, y)}`` or a (P, 2) xy array."""
+        :class:`colortrack.tasks.points.Keypoints`, ``{name: (x, y)}`` or a (P, 2) xy array; or a
+        ``{frame index: points}`` of one or more keyframes with the same names (the video is then
+        held in memory, see :func:`colortrack.tasks.points.iter_keyframe_points`)."""
         from colortrack.io.keypoints import check_inside
-        from colortrack.tasks.points import iter_points
+        from colortrack.tasks.points import iter_keyframe_points, iter_points
 
         _, frames, size = open_frames(video)
-        keypoints = read_keypoints(points)
-        check_inside(keypoints, *size, _name(points, "points"))
-        decoded = iter_points(self.propagator, frames, keypoints, self.points)
-        return (PointFrame(t, keypoints.names, p.xy, p.confidence, p.visible) for t, p in enumerate(decoded))
+        given = points if isinstance(points, Mapping) and all(isinstance(k, int) for k in points) else {0: points}
+        keyframes = {_frame_index(index, "points"): read_keypoints(value) for index, value in given.items()}
+        for index, value in given.items():
+            check_inside(keyframes[index], *size, _name(value, f"points@{index}"))
+        if list(keyframes) == [0]:
+            decoded = iter_points(self.propagator, frames, keyframes[0], self.points)
+        else:
+            frames = list(frames)
+            decoded = iter_keyframe_points(self.propagator, frames, dict(sorted(keyframes.items())), self.points)
+        names = keyframes[min(keyframes)].names
+        return (PointFrame(t, names, p.xy, p.confidence, p.visible) for t, p in enumerate(decoded))
 
 
 class Colorizer:

@@ -18,7 +18,9 @@ def add_track_parser(commands) -> None:
         "several keyframes: frames between two are predicted from both",
     )
     first.add_argument(
-        "--points", type=Path, help="first-frame points: JSON, CSV (name,x,y) or JHMDB joint_positions.mat"
+        "--points", action="append", metavar="POINTS[@FRAME]",
+        help="points of frame FRAME (default 0): JSON, CSV (name,x,y) or JHMDB joint_positions.mat; repeat it "
+        "to give several keyframes with the same names",
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")
@@ -33,7 +35,7 @@ def run_track(args: argparse.Namespace) -> int:
     from colortrack.tasks.masks import track_video
 
     tracker = tracker_of(args)
-    keyframes = keyframe_paths(args.mask)
+    keyframes = keyframe_paths(args.mask, "--mask")
     output = track_video(
         args.video, keyframes, args.out, tracker.propagator, tracker.settings(), not args.no_overlay, not args.quiet
     )
@@ -43,8 +45,8 @@ def run_track(args: argparse.Namespace) -> int:
     return 0
 
 
-def keyframe_paths(specs: list[str]) -> dict[int, Path]:
-    """``MASK.png[@FRAME]`` arguments -> ``{frame index: path}``; a frame given twice is an InputError."""
+def keyframe_paths(specs: list[str], option: str) -> dict[int, Path]:
+    """``FILE[@FRAME]`` arguments of ``option`` -> ``{frame index: path}``; a frame given twice is an InputError."""
     from colortrack.errors import InputError
     from colortrack.tasks.colorize import parse_reference
 
@@ -52,7 +54,7 @@ def keyframe_paths(specs: list[str]) -> dict[int, Path]:
     for spec in specs:
         path, index = parse_reference(spec)
         if index in keyframes:
-            raise InputError(f"--mask {spec}", f"frame {index} already has a mask ({keyframes[index]})")
+            raise InputError(f"{option} {spec}", f"frame {index} is already annotated by {keyframes[index]}")
         keyframes[index] = path
     return keyframes
 
@@ -63,7 +65,8 @@ def _run_track_points(args: argparse.Namespace) -> int:
     tracker = tracker_of(args)
     settings = {**tracker.settings(), "points": tracker.points.to_dict()}
     output = track_points_video(
-        args.video, args.points, args.out, tracker.propagator, settings, tracker.points, not args.no_overlay, not args.quiet
+        args.video, keyframe_paths(args.points, "--points"), args.out, tracker.propagator, settings, tracker.points,
+        not args.no_overlay, not args.quiet,
     )
     print(f"wrote {output.num_frames} frames of points to {output.keypoints} ({output.num_lost} lost)")
     if output.overlay:
