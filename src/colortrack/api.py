@@ -119,7 +119,8 @@ class Tracker:
         from colortrack.tasks.points import iter_keyframe_points, iter_points
 
         _, frames, size = open_frames(video)
-        given = points if isinstance(points, Mapping) and all(isinstance(k, int) for k in points) else {0: points}
+        keyed = isinstance(points, Mapping) and points and all(isinstance(key, (int, np.integer)) for key in points)
+        given = points if keyed else {0: points}
         keyframes = {_frame_index(index, "points"): read_keypoints(value) for index, value in given.items()}
         for index, value in given.items():
             check_inside(keyframes[index], *size, _name(value, f"points@{index}"))
@@ -127,6 +128,8 @@ class Tracker:
             decoded = iter_points(self.propagator, frames, keyframes[0], self.points)
         else:
             frames = list(frames)
+            if max(keyframes) >= len(frames):
+                raise InputError(f"points@{max(keyframes)}", f"frame index out of range: the video has frames 0..{len(frames) - 1}")
             decoded = iter_keyframe_points(self.propagator, frames, dict(sorted(keyframes.items())), self.points)
         names = keyframes[min(keyframes)].names
         return (PointFrame(t, names, p.xy, p.confidence, p.visible) for t, p in enumerate(decoded))
