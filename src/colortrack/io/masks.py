@@ -191,11 +191,16 @@ def write_mask(path: str | os.PathLike, ids: np.ndarray) -> Path:
         if ids.dtype.kind not in "iub" or (ids.size and (ids.min() < 0 or ids.max() > 255)):
             raise ValueError(f"ids must be integers in 0..255, got {ids.dtype}")
         ids = ids.astype(np.uint8)
+    with atomic_write(path) as tmp:
+        mask_image(ids).save(tmp, format="PNG")
+    return Path(path)
+
+
+def mask_image(ids: np.ndarray) -> Image.Image:
+    """ids ``(H, W) uint8`` as a palette image with DAVIS_PALETTE (index = id)."""
     im = Image.fromarray(np.ascontiguousarray(ids))
     im.putpalette(DAVIS_PALETTE.tobytes())
-    with atomic_write(path) as tmp:
-        im.save(tmp, format="PNG")
-    return Path(path)
+    return im
 
 
 @dataclass(frozen=True)
