@@ -44,6 +44,12 @@ class DavisSequence:
         """Whether every frame has its mask."""
         return self.mask_frames == list(range(len(self.frame_paths)))
 
+    def mask_path(self, index: int) -> Path | None:
+        """The annotation of frame ``index``, None where it has none."""
+        if index not in self.mask_frames:
+            return None
+        return self.mask_paths[self.mask_frames.index(index)]
+
     def output_name(self, index: int) -> str:
         """The file name of frame ``index``'s predicted mask: the frame's stem, ``.png``."""
         return f"{self.frame_paths[index].stem}.png"
