@@ -32,7 +32,7 @@ from colortrack.defaults import (
 from colortrack.errors import InputError
 from colortrack.io.sources import PathLike, open_frames, read_ids
 
-POINT_OVERRIDES = ("sigma", "lost_below")
+POINT_OVERRIDES = ("sigma", "lost_below", "fade_below")
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class Tracker:
         path; preset: ``default``, ``color`` or ``paper`` (None: the method's tuned one); device:
         ``auto`` (CUDA when present), ``cpu``, ``cuda:1``, ... overrides: the ``colortrack track``
         options, None meaning not given: temperature, topk (0: all), radius (0: global), recent,
-        first_frame ("keep"/"drop"), short_side (0: native), precision, sigma, lost_below."""
+        first_frame ("keep"/"drop"), short_side (0: native), precision, sigma, lost_below, fade_below."""
         from colortrack.core.tracker import pick_device
         from colortrack.models.registry import make_propagator, track_config
 
@@ -88,7 +88,7 @@ class Tracker:
         points = {key: overrides.pop(key) for key in POINT_OVERRIDES if key in overrides}
         config = track_config(preset, name, **overrides)
         propagator = make_propagator(name, config, pick_device(device))
-        return cls(propagator, config, point_config(propagator, **points), name, preset)
+        return cls(propagator, config, point_config(**points), name, preset)
 
     def settings(self) -> dict:
         """The method, preset and tracking configuration (JSON-ready)."""
@@ -201,18 +201,19 @@ class Colorizer:
         return (ColorFrame(index, rgb) for index, rgb in enumerate(colorized))
 
 
-def point_config(propagator, sigma: float | None = None, lost_below: float | None = None):
-    """Point encoding and decoding with overrides (None: not given), sigma resolved (default:
-    half the propagator's stride, :func:`colortrack.tasks.points.default_sigma`)."""
+def point_config(sigma: float | None = None, lost_below: float | None = None, fade_below: float | None = None):
+    """Point encoding and decoding with overrides (None: not given; sigma None: sized per video
+    in feature cells, see :func:`colortrack.tasks.points.point_sigma`)."""
     from dataclasses import replace
 
-    from colortrack.tasks.points import PointConfig, default_sigma
+    from colortrack.tasks.points import PointConfig
 
     config = PointConfig()
     if sigma is not None and not sigma > 0:
         raise InputError("--sigma", f"must be positive, got {sigma}")
     lost_below = config.lost_below if lost_below is None else lost_below
-    return replace(config, sigma=sigma or default_sigma(propagator), lost_below=lost_below)
+    fade_below = config.fade_below if fade_below is None else fade_below
+    return replace(config, sigma=sigma, lost_below=lost_below, fade_below=fade_below)
 
 
 def read_keypoints(points):

@@ -7,7 +7,7 @@ import argparse
 from colortrack.defaults import DEFAULT_METHOD, PRECISIONS, PRESET_NAMES
 
 TRACK_OPTIONS = ("temperature", "topk", "radius", "recent", "first_frame", "short_side", "precision")
-POINT_OPTIONS = ("sigma", "lost_below")
+POINT_OPTIONS = ("sigma", "lost_below", "fade_below")
 
 
 def add_method_options(parser: argparse.ArgumentParser) -> None:
@@ -37,9 +37,13 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
 
 def add_point_options(parser: argparse.ArgumentParser) -> None:
     points = parser.add_argument_group("points")
-    points.add_argument("--sigma", type=float, help="Gaussian of each point in pixels (default: half the stride)")
+    points.add_argument("--sigma", type=float, help="Gaussian of each point in native pixels (default: half a feature cell)")
     points.add_argument(
         "--lost-below", type=float, help="confidence under which a point is reported lost (0: never)"
+    )
+    points.add_argument(
+        "--fade-below", type=float,
+        help="a point is lost while its confidence is under this fraction of its recent level (occlusion; 0: never)",
     )
 
 

@@ -49,8 +49,8 @@ class MaskFrame:
 def iter_mask_frames(
     propagator: Propagator, frames: Iterable[np.ndarray], keyframes: np.ndarray | Mapping[int, np.ndarray]
 ) -> Iterator[MaskFrame]:
-    """frames: RGB (H, W, 3) uint8; keyframes: the (H, W) uint8 object ids of the first frame, or
-    ``{frame index: ids}`` of one or more keyframes (:mod:`colortrack.tasks.keyframes`; frames are
+    """frames: RGB (H, W, 3) uint8; keyframes: the (H, W) uint8 object ids of the first frame (255
+    void: unknown; it comes back as given), or ``{frame index: ids}`` of one or more keyframes (:mod:`colortrack.tasks.keyframes`; frames are
     then held in memory). Yields a :class:`MaskFrame` for every frame in time order, one at a time
     (streamed from a first-frame mask)."""
     keyframes = keyframes if isinstance(keyframes, Mapping) else {0: keyframes}
@@ -63,6 +63,9 @@ def iter_mask_frames(
         label_map = LabelMap.from_masks(keyframes.values())
         stream = propagate_keyframes(propagator, frames, OnehotLabels(label_map, keyframes))
     for index, probabilities in enumerate(stream):
+        if index == 0 and list(keyframes) == [0]:  # the first mask as given, void kept
+            yield MaskFrame(0, keyframes[0], probabilities, label_map.ids)
+            continue
         # numpy's argmax over the first axis is ~6x faster than torch's on CPU (a strided reduction)
         yield MaskFrame(index, label_map.to_ids(np.argmax(probabilities, axis=0)), probabilities, label_map.ids)
 
@@ -70,8 +73,9 @@ def iter_mask_frames(
 def propagate_mask(
     propagator: Propagator, frames: Iterable[np.ndarray], first_mask: np.ndarray
 ) -> Iterator[np.ndarray]:
-    """frames: RGB (H, W, 3) uint8; first_mask: (H, W) uint8 object ids of the first frame.
-    Yields (H, W) uint8 id masks for every frame, the first included."""
+    """frames: RGB (H, W, 3) uint8; first_mask: (H, W) uint8 object ids of the first frame, 255
+    void (unknown: no label is taught there). Yields (H, W) uint8 id masks for every frame, the
+    first included (the first as given, void kept)."""
     return (frame.mask for frame in iter_mask_frames(propagator, frames, first_mask))
 
 
