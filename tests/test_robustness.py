@@ -332,7 +332,7 @@ def test_os_errors_outside_atomic_writes_are_one_line_at_the_cli(d, tmp_path, ca
 
 
 def test_real_bugs_keep_their_traceback(d, tmp_path, monkeypatch):
-    import colortrack.tasks.track_job as pipeline
+    import colortrack.tasks.masks as pipeline
 
     def bug(*args, **kwargs):
         raise ZeroDivisionError("a bug")
@@ -382,7 +382,7 @@ def test_track_rerun_skips_a_complete_identical_run_and_redoes_otherwise(d, tmp_
 
 def test_track_rerun_after_an_interrupted_run_of_another_configuration(d, tmp_path, capsys, monkeypatch):
     """Masks left by a complete run A must not make an interrupted run B look complete."""
-    import colortrack.tasks.track_job as pipeline
+    import colortrack.tasks.masks as pipeline
 
     out = tmp_path / "o"
     argv = [str(a) for a in track(d, "v.mp4", "m.png", str(out), "--method", "identity", "--no-overlay")]

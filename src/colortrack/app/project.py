@@ -23,9 +23,9 @@ from colortrack.app.workspace import Workspace
 from colortrack.errors import InputError
 from colortrack.io.atomic import atomic_write, atomic_write_json, make_dirs
 from colortrack.io.masks import DAVIS_PALETTE, VOID_ID, read_mask, write_mask
+from colortrack.io.runs import input_fingerprint
 from colortrack.io.video import VideoReader, read_image
 from colortrack.tasks.keyframes import affected_frames
-from colortrack.tasks.track_job import input_fingerprint
 
 FRAME_QUALITY = 90
 _FRAME_FILE = re.compile(r"^(\d{5})\.(png|jpg)$")

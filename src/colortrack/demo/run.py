@@ -17,7 +17,7 @@ from colortrack.io.video import VideoReader, VideoWriter
 from colortrack.models.registry import SHIPPED_MODEL, make_propagator, resolve_preset
 from colortrack.eval.metrics.color import psnr
 from colortrack.eval.metrics.davis import evaluate_sequence, format_table, summarize
-from colortrack.tasks.track_job import track_video
+from colortrack.tasks.masks import track_video
 from colortrack.models.refiner import SHIPPED as SHIPPED_REFINER
 from colortrack.demo.synthetic import make_video
 from colortrack.core.tracker import pick_device

@@ -29,6 +29,23 @@ def output_folder(path: Path) -> Path:
     return make_dirs(path)
 
 
+def input_fingerprint(source) -> dict:
+    """What identifies an input for a run's configuration: a path (file) or a
+    :class:`colortrack.io.video.VideoReader` (a video file or a folder of frames) -> its absolute
+    path, number of files, total size and latest modification time."""
+    if isinstance(source, (str, Path)):
+        path, files = Path(source), [Path(source)]
+    else:
+        path, files = source.path, source.frame_paths or [source.path]
+    stats = [file.stat() for file in files]
+    return {
+        "path": str(Path(path).resolve()),
+        "files": len(files),
+        "bytes": sum(stat.st_size for stat in stats),
+        "mtime_ns": max(stat.st_mtime_ns for stat in stats),
+    }
+
+
 @dataclass(frozen=True)
 class RunFolder:
     """An output folder and the configuration (a JSON-able dict) of the run writing into it."""

@@ -128,6 +128,43 @@ def propagate_keyframe_masks(
         yield label_map.to_ids(np.argmax(probabilities, axis=0))
 
 
+def propagate_first_appearances(
+    propagator: Propagator, frames: Sequence[np.ndarray], annotations: Mapping[int, np.ndarray]
+) -> Iterator[np.ndarray]:
+    """The semi-supervised protocol of layouts whose objects enter later (DAVIS, YouTube-VOS):
+    each object is given only where it first appears, and nothing is propagated backward.
+
+    frames: RGB (H, W, 3) uint8 of the whole video, by index; annotations: ``{frame index: (H, W)
+    uint8 ids}``, the first one a whole frame, each later one holding the objects new on its frame
+    and void (255) elsewhere. One forward pass: at an annotated frame, the new objects' pixels
+    replace the prediction, and the frame joins the context for good. Yields (H, W) uint8 ids for
+    every frame in time order, background before the first annotated frame.
+    """
+    check_keyframes(annotations, len(frames), frames[0].shape[:2])
+    label_map = LabelMap.from_masks(annotations.values())
+    starts = sorted(annotations)
+    for _ in range(starts[0]):
+        yield np.zeros(frames[0].shape[:2], np.uint8)
+    labels, pinned = label_map.to_onehot(annotations[starts[0]]), []
+    for start, end in zip(starts, [*starts[1:], None]):
+        last = len(frames) - 1 if end is None else end
+        stream = propagator.track((frames[t] for t in range(start, last + 1)), labels, pinned)
+        for t, predicted in zip(range(start, last + 1), stream):
+            if t == end:
+                pinned.append((frames[start], labels))
+                labels = _with_annotation(predicted, annotations[end], label_map)
+            else:
+                yield label_map.to_ids(np.argmax(predicted, axis=0))
+
+
+def _with_annotation(predicted: np.ndarray, annotation: np.ndarray, label_map: LabelMap) -> np.ndarray:
+    """predicted (L, H, W) with the annotated (non-void) pixels of ``annotation`` (H, W) one-hot."""
+    known = annotation != VOID_ID
+    merged = predicted.copy()
+    merged[:, known] = label_map.to_onehot(annotation)[:, known]
+    return merged
+
+
 def check_keyframes(keyframes: Mapping[int, np.ndarray], num_frames: int, size: tuple[int, int]) -> None:
     """InputError naming the first keyframe outside the video or of another size than ``size``."""
     if not keyframes:
