@@ -136,7 +136,7 @@ def test_eval_refuses_to_mix_configurations(davis_root, tmp_path):
         (lambda d, c: ["eval", "davis", "--root", d / "nodavis", "--out", d / "o"], "nodavis"),
         (lambda d, c: ["track", c / "video.mp4", "--mask", f"{c / 'sixth.png'}@10", "--out", d / "o"], "sixth.png: frame index 10 is out of range: the video has frames 0..9"),
         (lambda d, c: ["track", c / "video.mp4", "--mask", c / "first.png", "--mask", f"{d / 'small.png'}@4", "--out", d / "o"], "small.png: mask is 32x16 but the video is 96x64"),
-        (lambda d, c: ["track", c / "video.mp4", "--mask", c / "first.png", "--mask", f"{c / 'sixth.png'}@0", "--out", d / "o"], "frame 0 already has a mask"),
+        (lambda d, c: ["track", c / "video.mp4", "--mask", c / "first.png", "--mask", f"{c / 'sixth.png'}@0", "--out", d / "o"], "frame 0 is already annotated by"),
         (lambda d, c: ["track", c / "video.mp4", "--mask", f"{c / 'sixth.png'}@x", "--out", d / "o"], "is not a whole number"),
     ],
 )

@@ -27,7 +27,16 @@ from colortrack.io.keypoints import (
 )
 from colortrack.io.masks import write_mask
 from colortrack.io.video import VideoReader, read_image, write_frames_png, write_video
-from colortrack.tasks.points import Keypoints, PointConfig, decode_maps, iter_points, point_maps, propagate_points
+from colortrack.tasks.points import (
+    Keypoints,
+    PointConfig,
+    collect,
+    decode_maps,
+    iter_keyframe_points,
+    iter_points,
+    point_maps,
+    propagate_points,
+)
 from colortrack.core.memory import MemoryConfig
 from colortrack.eval.metrics.pck import PCK_ALPHAS, pck, pck_counts, person_size, silhouette_size
 from colortrack.demo.synthetic import make_video, translated_texture
@@ -55,6 +64,21 @@ def test_points_on_a_translated_texture_are_tracked_to_sub_pixel_accuracy(shift)
     assert track.xy.shape == (5, 8, 2) and track.visible.all()
     error = np.linalg.norm(track.xy - video.points, axis=-1)
     assert error.max() < 0.5, error.max()
+
+
+def test_points_given_on_two_keyframes_are_tracked_between_them_to_sub_pixel_accuracy():
+    video = translated_texture(num_frames=6, height=192, width=256, shift=(0, 8), seed=3, num_points=8)
+    keyframes = {t: Keypoints(names(8), video.points[t]) for t in (1, 4)}
+    track = collect(keyframes[1], list(iter_keyframe_points(exact_tracker(), video.frames, keyframes)))
+    assert track.xy.shape == (6, 8, 2) and track.visible.all()
+    assert np.linalg.norm(track.xy - video.points, axis=-1).max() < 0.5
+
+
+def test_keyframe_points_must_have_the_same_names():
+    video = translated_texture(num_frames=3, height=64, width=64, num_points=2)
+    keyframes = {0: Keypoints(("a", "b"), video.points[0]), 2: Keypoints(("a", "c"), video.points[2])}
+    with pytest.raises(InputError, match="points of frame 2: name other points than frame 0's: a, b"):
+        list(iter_keyframe_points(IdentityPropagator(), video.frames, keyframes))
 
 
 def test_default_preset_tracks_a_translated_texture_within_a_pixel():
@@ -297,6 +321,17 @@ def test_track_points_writes_keypoints_config_and_overlay(clip15, tmp_path, poin
     assert VideoReader(tmp_path / "overlay.mp4").info.num_frames == 8
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["method"] == "flow" and config["points"]["sigma"] == 4.0
+
+
+def test_track_points_from_two_keyframes(clip15, tmp_path):
+    folder, video = clip15
+    sixth = [{"name": f"p{k}", "x": float(x), "y": float(y)} for k, (x, y) in enumerate(video.points[5])]
+    (tmp_path / "sixth.json").write_text(json.dumps({"points": sixth}))
+    args = ["track", str(folder / "video.mp4"), "--points", str(folder / "first.json"), "--points", f"{tmp_path / 'sixth.json'}@5"]
+    assert main([*args, "--out", str(tmp_path / "out"), "--quiet", "--method", "flow", "--no-overlay"]) == 0
+    frames = json.loads((tmp_path / "out" / "keypoints.json").read_text())
+    assert len(frames) == 8
+    np.testing.assert_allclose([[p["x"], p["y"]] for p in frames[5]], video.points[5], atol=1e-4)
 
 
 def test_mask_and_points_together_are_refused(clip15, tmp_path, capsys):

@@ -73,7 +73,9 @@ def _add_track(commands) -> None:
         "several keyframes: frames between two are predicted from both",
     )
     first.add_argument(
-        "--points", type=Path, help="first-frame points: JSON, CSV (name,x,y) or JHMDB joint_positions.mat"
+        "--points", action="append", metavar="POINTS[@FRAME]",
+        help="points of frame FRAME (default 0): JSON, CSV (name,x,y) or JHMDB joint_positions.mat; repeat it "
+        "to give several keyframes with the same names",
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")
@@ -178,7 +180,7 @@ def _run_track(args: argparse.Namespace) -> int:
         return _run_track_points(args)
     config, propagator = configured_propagator(args)
     settings = {"method": args.method, "preset": args.preset, "track": config.to_dict()}
-    keyframes = keyframe_paths(args.mask)
+    keyframes = keyframe_paths(args.mask, "--mask")
     output = track_video(args.video, keyframes, args.out, propagator, settings, not args.no_overlay, not args.quiet)
     print(f"wrote {output.num_frames} masks to {output.masks_dir}")
     if output.overlay:
@@ -186,15 +188,15 @@ def _run_track(args: argparse.Namespace) -> int:
     return 0
 
 
-def keyframe_paths(specs: list[str]) -> dict[int, Path]:
-    """``MASK.png[@FRAME]`` arguments -> ``{frame index: path}``; a frame given twice is an InputError."""
+def keyframe_paths(specs: list[str], option: str) -> dict[int, Path]:
+    """``FILE[@FRAME]`` arguments of ``option`` -> ``{frame index: path}``; a frame given twice is an InputError."""
     from colortrack.tasks.colorize import parse_reference
 
     keyframes: dict[int, Path] = {}
     for spec in specs:
         path, index = parse_reference(spec)
         if index in keyframes:
-            raise InputError(f"--mask {spec}", f"frame {index} already has a mask ({keyframes[index]})")
+            raise InputError(f"{option} {spec}", f"frame {index} is already annotated by {keyframes[index]}")
         keyframes[index] = path
     return keyframes
 
@@ -226,7 +228,8 @@ def _run_track_points(args: argparse.Namespace) -> int:
     points = point_config(args, propagator)
     settings = {"method": args.method, "preset": args.preset, "track": config.to_dict(), "points": points.to_dict()}
     output = track_points_video(
-        args.video, args.points, args.out, propagator, settings, points, not args.no_overlay, not args.quiet
+        args.video, keyframe_paths(args.points, "--points"), args.out, propagator, settings, points,
+        not args.no_overlay, not args.quiet,
     )
     print(f"wrote {output.num_frames} frames of points to {output.keypoints} ({output.num_lost} lost)")
     if output.overlay:

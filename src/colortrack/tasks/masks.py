@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +68,7 @@ def track_video(
     reader = VideoReader(video_path)
     keyframe_paths = {0: mask_paths} if isinstance(mask_paths, Path) else dict(sorted(mask_paths.items()))
     keyframes = {index: _read_keyframe(path, index, reader) for index, path in keyframe_paths.items()}
-    run = RunFolder.open(out_dir, {**settings, "inputs": {"video": input_fingerprint(reader), **_mask_fingerprints(keyframe_paths)}})
+    run = RunFolder.open(out_dir, {**settings, "inputs": {"video": input_fingerprint(reader), **keyframe_fingerprints(keyframe_paths, "mask")}})
     out_dir = run.path
     masks_dir = out_dir / "masks"
     num_frames = reader.info.num_frames
@@ -78,7 +79,12 @@ def track_video(
     stale = [out_dir / "overlay.mp4"] + [p for p in masks_dir.glob("*.png") if _MASK_NAME.match(p.name)]
     run.start_clean(stale)
     make_dirs(masks_dir)
-    results = _frames_and_masks(reader, keyframes, propagator)
+    results = with_frames(
+        reader,
+        keyframes,
+        lambda frames, mask: propagate_mask(propagator, frames, mask),
+        lambda frames, masks: propagate_keyframe_masks(propagator, frames, masks),
+    )
     bar = tqdm(results, total=num_frames, desc="tracking", unit="frame", disable=not progress)
     writer_cm = VideoWriter(overlay_path, reader.info.fps, speed="veryfast") if overlay_path else NoWriter()
     with writer_cm as writer, ThreadPoolExecutor(max_workers=1) as io:
@@ -92,32 +98,42 @@ def track_video(
     return TrackOutput(masks_dir, overlay_path, reader.info.num_frames)
 
 
-def _frames_and_masks(
-    reader: VideoReader, keyframes: dict[int, np.ndarray], propagator: Propagator
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(frame, mask) pairs in time order: streamed from a first-frame mask, else from the video in memory."""
+def with_frames(
+    reader: VideoReader,
+    keyframes: dict[int, Any],
+    from_first: Callable[[Iterable[np.ndarray], Any], Iterable[Any]],
+    from_keyframes: Callable[[np.ndarray, dict[int, Any]], Iterable[Any]],
+) -> Iterator[tuple[np.ndarray, Any]]:
+    """(frame, result) pairs in time order. With frame 0 as the only keyframe, the frames are
+    streamed through ``from_first(frames, annotation)``; otherwise the video is read into memory
+    for ``from_keyframes(frames (T, H, W, 3), keyframes)``."""
     if list(keyframes) == [0]:
         pending: deque[np.ndarray] = deque()
-        for mask in propagate_mask(propagator, remember_all(prefetched(reader), pending), keyframes[0]):
-            yield pending.popleft(), mask
+        for result in from_first(remember_all(prefetched(reader), pending), keyframes[0]):
+            yield pending.popleft(), result
         return
     frames = reader.read_all()
-    yield from zip(frames, propagate_keyframe_masks(propagator, frames, keyframes))
+    yield from zip(frames, from_keyframes(frames, keyframes))
+
+
+def check_frame_index(path: Path, index: int, num_frames: int) -> None:
+    if not 0 <= index < num_frames:
+        raise InputError(path, f"frame index {index} is out of range: the video has frames 0..{num_frames - 1}")
+
+
+def keyframe_fingerprints(keyframe_paths: dict[int, Path], single: str) -> dict:
+    """What identifies the annotation files: ``{single: fingerprint}`` for frame 0 alone (as
+    before keyframes existed), else ``{"keyframes": {index: fingerprint}}``."""
+    if list(keyframe_paths) == [0]:
+        return {single: input_fingerprint(keyframe_paths[0])}
+    return {"keyframes": {str(index): input_fingerprint(path) for index, path in keyframe_paths.items()}}
 
 
 def _read_keyframe(path: Path, index: int, reader: VideoReader) -> np.ndarray:
     mask = read_mask(path)
     _check_mask_size(mask, reader, path)
-    num_frames = reader.info.num_frames
-    if not 0 <= index < num_frames:
-        raise InputError(path, f"frame index {index} is out of range: the video has frames 0..{num_frames - 1}")
+    check_frame_index(path, index, reader.info.num_frames)
     return mask
-
-
-def _mask_fingerprints(keyframe_paths: dict[int, Path]) -> dict:
-    if list(keyframe_paths) == [0]:
-        return {"mask": input_fingerprint(keyframe_paths[0])}
-    return {"keyframes": {str(index): input_fingerprint(path) for index, path in keyframe_paths.items()}}
 
 
 def _write_frame_outputs(mask_path: Path, mask: np.ndarray, frame: np.ndarray, writer) -> None:

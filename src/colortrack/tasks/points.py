@@ -28,12 +28,14 @@ its centre at x, y, so a frame of width W covers x in [-0.5, W - 0.5].
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from colortrack.core.tracker import Propagator, split_first
+from colortrack.errors import InputError
+from colortrack.tasks.keyframes import propagate_keyframes
 
 DEFAULT_SIGMA = 4.0  # half the stride (8) of the built-in embedder
 
@@ -198,16 +200,45 @@ def iter_points(
         yield first
         yield from stream
 
-    num_points = len(keypoints)
     for index, maps in enumerate(propagator.track(replay(), first_maps)):
-        if index == 0:
-            yield PointFrame(keypoints.xy.copy(), np.ones(num_points, np.float32), np.ones(num_points, bool))
-            continue
-        xy, mass = decode_maps(maps[:num_points], sigma, config)
-        confidence = (mass / reference).astype(np.float32)
-        visible = (confidence >= config.lost_below) & np.isfinite(xy).all(axis=1)
-        xy[~visible] = np.nan
-        yield PointFrame(xy, confidence, visible)
+        yield _given(keypoints) if index == 0 else _decoded(maps, reference, sigma, config)
+
+
+def iter_keyframe_points(
+    propagator: Propagator,
+    frames: Sequence[np.ndarray],
+    keyframes: Mapping[int, Keypoints],
+    config: PointConfig = PointConfig(),
+) -> Iterator[PointFrame]:
+    """Decoded points for every frame from points given on several keyframes, through
+    :func:`colortrack.tasks.keyframes.propagate_keyframes` (frames between two keyframes from
+    both). frames: RGB (H, W, 3) uint8 of the whole video, by index; keyframes: ``{frame index:
+    Keypoints}``, the same names in each. A keyframe gives its points back; confidences are
+    relative to the masses of the earliest keyframe's maps."""
+    sigma = float(config.sigma or default_sigma(propagator))
+    height, width = frames[0].shape[:2]
+    first = keyframes[min(keyframes)]
+    for index, points in keyframes.items():
+        if points.names != first.names:
+            raise InputError(f"points of frame {index}", f"name other points than frame {min(keyframes)}'s: {', '.join(first.names)}")
+    maps = {index: point_maps(points.xy, height, width, sigma) for index, points in keyframes.items()}
+    reference = np.maximum(decode_maps(maps[min(keyframes)][:-1], sigma, config)[1], 1e-12)
+    for index, predicted in enumerate(propagate_keyframes(propagator, frames, maps)):
+        yield _given(keyframes[index]) if index in keyframes else _decoded(predicted, reference, sigma, config)
+
+
+def _given(keypoints: Keypoints) -> PointFrame:
+    count = len(keypoints)
+    return PointFrame(keypoints.xy.copy(), np.ones(count, np.float32), np.ones(count, bool))
+
+
+def _decoded(maps: np.ndarray, reference: np.ndarray, sigma: float, config: PointConfig) -> PointFrame:
+    """maps: (P + 1, H, W) propagated point maps; reference: (P,) masses of the annotated maps."""
+    xy, mass = decode_maps(maps[: len(reference)], sigma, config)
+    confidence = (mass / reference).astype(np.float32)
+    visible = (confidence >= config.lost_below) & np.isfinite(xy).all(axis=1)
+    xy[~visible] = np.nan
+    return PointFrame(xy, confidence, visible)
 
 
 def propagate_points(
@@ -255,6 +286,7 @@ __all__ = [
     "collect",
     "decode_maps",
     "default_sigma",
+    "iter_keyframe_points",
     "iter_points",
     "point_maps",
     "propagate_points",

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections import deque
-
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,10 +11,11 @@ from tqdm import tqdm
 
 from colortrack.io.keypoints import check_inside, read_points, read_track_json, write_track_json
 from colortrack.io.video import VideoReader, VideoWriter
-from colortrack.tasks.points import PointConfig, collect, iter_points
+from colortrack.tasks.masks import check_frame_index, keyframe_fingerprints, with_frames
+from colortrack.tasks.points import Keypoints, PointConfig, collect, iter_keyframe_points, iter_points
 from colortrack.io.overlay import draw_points
 from colortrack.io.runs import RunFolder, input_fingerprint
-from colortrack.io.streams import NoWriter, prefetched, remember_all
+from colortrack.io.streams import NoWriter
 from colortrack.core.tracker import Propagator
 
 
@@ -30,7 +30,7 @@ class PointsOutput:
 
 def track_points_video(
     video_path: Path,
-    points_path: Path,
+    points_path: Path | Mapping[int, Path],
     out_dir: Path,
     propagator: Propagator,
     settings: dict,
@@ -40,13 +40,18 @@ def track_points_video(
 ) -> PointsOutput:
     """Writes ``out_dir/keypoints.json``, ``out_dir/overlay.mp4`` (skeleton drawn) and ``out_dir/config.json``.
 
+    points_path: the first frame's points, or ``{frame index: points file}`` of one or more
+    keyframes with the same names (:func:`colortrack.tasks.points.iter_keyframe_points`; the video
+    is then held in memory).
+
     Like :func:`colortrack.tasks.masks.track_video`, a re-run into a folder that holds the complete
     outputs of an identical run (same ``config.json``) does nothing; any other re-run starts clean.
     """
     reader = VideoReader(video_path)
-    keypoints = read_points(points_path)
-    check_inside(keypoints, reader.info.height, reader.info.width, points_path)
-    run = RunFolder.open(out_dir, {**settings, "inputs": {"video": input_fingerprint(reader), "points": input_fingerprint(points_path)}})
+    keyframe_paths = {0: points_path} if isinstance(points_path, Path) else dict(sorted(points_path.items()))
+    keyframes = {index: _read_keyframe(path, index, reader) for index, path in keyframe_paths.items()}
+    keypoints = keyframes[min(keyframes)]
+    run = RunFolder.open(out_dir, {**settings, "inputs": {"video": input_fingerprint(reader), **keyframe_fingerprints(keyframe_paths, "points")}})
     out_dir = run.path
     keypoints_path = out_dir / "keypoints.json"
     overlay_path = out_dir / "overlay.mp4" if overlay else None
@@ -54,14 +59,25 @@ def track_points_video(
         _, _, _, visible = read_track_json(keypoints_path)
         return PointsOutput(keypoints_path, overlay_path, len(visible), int((~visible).sum()), skipped=True)
     run.start_clean([keypoints_path, out_dir / "overlay.mp4"])
-    pending: deque[np.ndarray] = deque()
-    points = iter_points(propagator, remember_all(prefetched(reader), pending), keypoints, config)
+    points = with_frames(
+        reader,
+        keyframes,
+        lambda frames, first: iter_points(propagator, frames, first, config),
+        lambda frames, given: iter_keyframe_points(propagator, frames, given, config),
+    )
     bar = tqdm(points, total=reader.info.num_frames, desc="tracking", unit="frame", disable=not progress)
     decoded = []
     with VideoWriter(overlay_path, reader.info.fps) if overlay_path else NoWriter() as writer:
-        for frame_points in bar:
+        for frame, frame_points in bar:
             decoded.append(frame_points)
-            writer.write(draw_points(pending.popleft(), frame_points.xy, frame_points.visible, list(keypoints.edges)))
+            writer.write(draw_points(frame, frame_points.xy, frame_points.visible, list(keypoints.edges)))
     track = collect(keypoints, decoded)
     write_track_json(keypoints_path, track)
     return PointsOutput(keypoints_path, overlay_path, track.num_frames, int((~track.visible).sum()))
+
+
+def _read_keyframe(path: Path, index: int, reader: VideoReader) -> Keypoints:
+    keypoints = read_points(path)
+    check_inside(keypoints, reader.info.height, reader.info.width, path)
+    check_frame_index(path, index, reader.info.num_frames)
+    return keypoints
