@@ -2,6 +2,7 @@
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 import scipy.io
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 
 from colortrack.core.affinity import AffinityConfig
 from colortrack.models.baselines import IdentityPropagator
+from colortrack.models.registry import load_model
 from colortrack.cli.main import main
 from colortrack.models.embedders.color import LabPatchEmbedder
 from colortrack.errors import InputError
@@ -28,18 +30,22 @@ from colortrack.io.keypoints import (
 from colortrack.io.masks import write_mask
 from colortrack.io.video import VideoReader, read_image, write_frames_png, write_video
 from colortrack.tasks.points import (
+    DEFAULT_SIGMA,
+    FadeDetector,
     Keypoints,
     PointConfig,
     collect,
     decode_maps,
+    feature_cell,
     iter_keyframe_points,
     iter_points,
     point_maps,
+    point_sigma,
     propagate_points,
 )
 from colortrack.core.memory import MemoryConfig
 from colortrack.eval.metrics.pck import PCK_ALPHAS, pck, pck_counts, person_size, silhouette_size
-from colortrack.demo.synthetic import make_video, translated_texture
+from colortrack.demo.synthetic import block_texture, make_video, translated_texture
 from colortrack.core.tracker import PRESETS, LabelTracker, TrackConfig
 
 SAMPLE_CLIP = "catch/Goal_Keeping_Tips_catch_f_cm_np1_fr_med_2"
@@ -122,6 +128,148 @@ def test_decoding_survives_feature_cell_resampling():
             errors.append(np.linalg.norm(located - xy))
             assert 0.9 < mass[0] / decode_maps(point_maps(xy, 128, 128, 4.0)[:1], 4.0)[1][0] < 1.1
     assert max(errors) < 0.35
+
+
+LANDSCAPE_PORTRAIT = [(240, 427), (480, 854), (1080, 1920), (854, 480), (1920, 1080)]
+
+
+def still_points(frame, count=8, seed=0):
+    height, width = frame.shape[:2]
+    rng = np.random.default_rng(seed)
+    xy = np.stack([rng.uniform(0.1 * width, 0.9 * width, count), rng.uniform(0.1 * height, 0.9 * height, count)], 1)
+    return Keypoints(names(count), xy)
+
+
+def texture_seen_at_240(height, width):
+    """A textured frame drawn at a short side of 240 and scaled up: every size shows the shipped
+    model (which embeds frames at a short side of 240) the same picture."""
+    scale = 240 / min(height, width)
+    small = make_video(num_frames=1, height=round(height * scale), width=round(width * scale), num_objects=0, seed=5)
+    return cv2.resize(small.frames[0], (width, height), interpolation=cv2.INTER_CUBIC)
+
+
+@pytest.fixture(scope="module")
+def shipped_model():
+    return load_model("model", torch.device("cpu"))
+
+
+@pytest.mark.parametrize("size", LANDSCAPE_PORTRAIT, ids=lambda size: f"{size[0]}x{size[1]}")
+def test_shipped_model_gives_still_points_back_within_a_fifth_of_a_cell(size, shipped_model, one_thread):
+    """Points are sized in feature cells: 4 native pixels at 240p, 18 at 1080p (input short side 240)."""
+    frame = texture_seen_at_240(*size)
+    tracker = LabelTracker(shipped_model, PRESETS["default"], torch.device("cpu"))
+    cell = feature_cell(tracker, size)
+    assert cell == pytest.approx(min(size) / 60, rel=0.01)
+    keypoints = still_points(frame)
+    track = propagate_points(tracker, [frame] * 3, keypoints)
+    assert track.visible.all()
+    error = np.linalg.norm(track.xy - keypoints.xy, axis=-1)
+    assert error.max() < 0.25 * cell, (error.max(), cell)
+    assert track.confidence.min() > 0.5
+
+
+@pytest.mark.parametrize("size", [(240, 427), (480, 854), (854, 480)], ids=lambda size: f"{size[0]}x{size[1]}")
+def test_color_embedder_gives_still_points_back_within_half_a_cell(size, one_thread):
+    """The colour embedder works at native resolution (8-pixel cells at every size), on a texture
+    drawn at that resolution."""
+    frame = make_video(num_frames=1, height=size[0], width=size[1], num_objects=0, seed=5).frames[0]
+    tracker = LabelTracker(LabPatchEmbedder(), PRESETS["color"], torch.device("cpu"))
+    assert feature_cell(tracker, size) == pytest.approx(8.0, rel=0.01)
+    keypoints = still_points(frame)
+    track = propagate_points(tracker, [frame] * 3, keypoints)
+    assert track.visible.all()
+    assert np.linalg.norm(track.xy - keypoints.xy, axis=-1).max() < 4.0
+    assert track.confidence.min() > 0.2
+
+
+def test_point_sigma_is_half_a_cell_a_given_sigma_or_the_default_without_cells():
+    tracker = LabelTracker(LabPatchEmbedder(stride=8), TrackConfig(short_side=240), torch.device("cpu"))
+    assert point_sigma(tracker, (1080, 1920)) == pytest.approx(0.5 * 1080 / 30, rel=0.01)  # 240 / 8 = 30 rows
+    assert point_sigma(tracker, (1080, 1920), PointConfig(sigma=3.0)) == 3.0
+    assert point_sigma(IdentityPropagator(), (1080, 1920)) == DEFAULT_SIGMA
+
+
+def test_a_stray_spike_does_not_win_over_the_bulk_of_a_map():
+    maps = point_maps(np.array([[20.0, 20.0]]), 48, 96, sigma=4.0)[:1]
+    maps[0, 30, 80] = 1.5  # one pixel higher than the Gaussian's peak, far from it
+    located, mass = decode_maps(maps, 4.0)
+    np.testing.assert_allclose(located[0], [20.0, 20.0], atol=0.05)
+    assert mass[0] == pytest.approx(2 * np.pi * 16, rel=0.02)  # the Gaussian's mass, not the spike's
+
+
+# --------------------------------------------------------------------------- occlusion
+
+SCENE_H, SCENE_W, SIDE = 240, 320, 64
+ON_OBJECT = np.array([[10.0, 10.0], [30.0, 32.0], [50.0, 50.0]])  # xy within the object
+
+
+def scene(object_xs, occluder_xs=None):
+    """Frames of a high-contrast textured square (top-left at (x, 90), None: gone) on a smooth
+    background, and an occluder of another texture (96 x 96, top-left at (x, 74)) in front."""
+    background = make_video(num_frames=1, height=SCENE_H, width=SCENE_W, num_objects=0, seed=5).frames[0]
+    square, occluder = block_texture(SIDE, SIDE, 8, seed=11), block_texture(96, 96, 16, seed=23)
+    frames = []
+    for t, x in enumerate(object_xs):
+        frame = background.copy()
+        if x is not None and x < SCENE_W:
+            frame[90 : 90 + SIDE, x : min(x + SIDE, SCENE_W)] = square[:, : SCENE_W - x]
+        o = occluder_xs[t] if occluder_xs else None
+        if o is not None and -96 < o < SCENE_W:
+            frame[74:170, max(o, 0) : min(o + 96, SCENE_W)] = occluder[:, max(-o, 0) : min(96, SCENE_W - o)]
+        frames.append(frame)
+    return frames
+
+
+def check_lost_while_hidden_and_found_again(track, truth, hidden, cell, strict):
+    """Hidden: reported lost (``strict``), or at least never with a confidence above 0.3 (while a
+    point in view keeps 0.8 here); shown: right; at the end: found again."""
+    error = np.linalg.norm(track.xy - truth, axis=-1)
+    placed = track.visible & hidden
+    assert not (placed if strict else placed & (track.confidence > 0.3)).any(), np.argwhere(placed)
+    shown = track.visible & ~hidden
+    assert (error[shown & (track.confidence > 0.3)] < cell).all()
+    assert track.visible[-2:].all() and error[-2:].max() < 0.5 * cell
+
+
+@pytest.mark.parametrize("fade_below", [PointConfig().fade_below, 0.4])
+def test_a_point_that_leaves_the_frame_is_lost_then_found_again(fade_below, one_thread):
+    """The square slides out to the right (16 px a frame), stays out, and slides back home (the
+    first frame, kept in the context, brings the points back). Colour embedder: a unit test's
+    budget; the shipped model behaves alike on this clip but for one frame (docs/benchmarks.md)."""
+    out = [200 + 16 * k for k in range(1, 9)]
+    object_xs = [200] * 2 + out + [None] * 3 + out[::-1] + [200] * 4
+    truth = np.stack([ON_OBJECT + [200 if x is None else x, 90] for x in object_xs])
+    hidden = np.array([[x is None or 200 + 10 + (x - 200) + dx >= SCENE_W - 0.5 for dx in ON_OBJECT[:, 0] - 10] for x in object_xs])
+    tracker = LabelTracker(LabPatchEmbedder(), PRESETS["color"], torch.device("cpu"))
+    track = propagate_points(tracker, scene(object_xs), Keypoints(names(3), truth[0]), PointConfig(fade_below=fade_below))
+    assert hidden.any(axis=0).all()
+    check_lost_while_hidden_and_found_again(track, truth, hidden, feature_cell(tracker, (SCENE_H, SCENE_W)), fade_below >= 0.4)
+
+
+@pytest.mark.parametrize("fade_below", [PointConfig().fade_below, 0.4])
+def test_an_occluded_point_is_lost_then_found_again(fade_below, one_thread):
+    """An occluder passes in front of the still square (24 px a frame), covering every point for a while."""
+    occluder_xs = [None] * 3 + [-96 + 24 * k for k in range(1, 17)] + [None] * 4
+    truth = np.repeat((ON_OBJECT + [120, 90])[None], len(occluder_xs), axis=0)
+    margin = 4  # the occluder covers the point and its neighbourhood
+    hidden = np.array([[o is not None and o + margin <= x <= o + 96 - margin for x in truth[0, :, 0]] for o in occluder_xs])
+    tracker = LabelTracker(LabPatchEmbedder(), PRESETS["color"], torch.device("cpu"))
+    frames = scene([120] * len(occluder_xs), occluder_xs)
+    track = propagate_points(tracker, frames, Keypoints(names(3), truth[0]), PointConfig(fade_below=fade_below))
+    assert hidden.sum(axis=0).min() >= 3
+    check_lost_while_hidden_and_found_again(track, truth, hidden, feature_cell(tracker, (SCENE_H, SCENE_W)), fade_below >= 0.4)
+
+
+def test_fade_detector_needs_a_drop_not_a_low_level():
+    fading = FadeDetector(2, fade_below=0.4, memory=3)
+    for confidence in ([0.9, 0.1], [0.8, 0.09], [0.85, 0.1]):
+        visible = fading.not_faded(np.array(confidence))
+        assert visible.all()  # point 1 is low but steady: followed loosely, not lost
+        fading.remember(np.array(confidence), visible)
+    assert fading.not_faded(np.array([0.3, 0.05])).tolist() == [False, True]  # 0.3 < 0.4 x 0.9
+    fading.remember(np.array([0.3, 0.05]), np.array([False, True]))
+    assert fading.not_faded(np.array([0.35, 0.05])).tolist() == [False, True]  # level frozen while lost
+    assert fading.not_faded(np.array([0.7, 0.05])).tolist() == [True, True]
 
 
 class FadingPropagator:
@@ -320,7 +468,7 @@ def test_track_points_writes_keypoints_config_and_overlay(clip15, tmp_path, poin
     assert frames[0][0]["x"] == pytest.approx(float(video.points[0, 0, 0]), abs=1e-4)
     assert VideoReader(tmp_path / "overlay.mp4").info.num_frames == 8
     config = json.loads((tmp_path / "config.json").read_text())
-    assert config["method"] == "flow" and config["points"]["sigma"] == 4.0
+    assert config["method"] == "flow" and config["points"]["sigma"] is None and config["sigma_pixels"] == 4.0
 
 
 def test_track_points_from_two_keyframes(clip15, tmp_path):
@@ -375,17 +523,27 @@ def test_eval_jhmdb_writes_keypoints_and_results(jhmdb_root, tmp_path, capsys):
     assert [clip["clip"] for clip in results["clips"]] == ["clip_a", "clip_b"]
     assert results["clips"][1]["PCK@0.1"] == pytest.approx(100.0)  # a still clip, identity is perfect
     assert list(results["per_joint"]) == list(JHMDB_JOINTS)
-    assert results["seconds_per_frame"] >= 0.0 and "track" in results["config"]
+    assert results["seconds_per_frame"] > 0.0 and "track" in results["config"]
     assert len(json.loads((tmp_path / "clip_a" / "keypoints.json").read_text())) == 6
     out = capsys.readouterr().out
     assert "Overall" in out and "left ankle" in out
 
 
-def test_eval_jhmdb_color_runs_and_scores_in_range(jhmdb_root, tmp_path):
-    assert main(["eval", "jhmdb", "--root", str(jhmdb_root), "--clips", "clip_a", "--out", str(tmp_path), "--quiet"]) == 0
-    results = json.loads((tmp_path / "results.json").read_text())
-    assert all(0.0 <= results[f"PCK@{alpha:g}"] <= 100.0 for alpha in PCK_ALPHAS)
-    assert results["PCK@0.5"] >= results["PCK@0.1"]
+def test_eval_jhmdb_scores_what_it_wrote_and_tracking_beats_identity(jhmdb_root, tmp_path):
+    """results.json holds the PCK of the written keypoints against the .mat (recomputed here), and
+    on the moving clip the colour tracker is far ahead of repeating the first frame."""
+    gt = read_jhmdb_joints(jhmdb_root / "joint_positions" / "run" / "clip_a" / "joint_positions.mat")
+    scores = {}
+    for method in ("identity", "color"):
+        out = tmp_path / method
+        assert main(["eval", "jhmdb", "--root", str(jhmdb_root), "--clips", "clip_a", "--method", method, "--out", str(out), "--quiet"]) == 0
+        results = json.loads((out / "results.json").read_text())
+        _, xy, _, _ = read_track_json(out / "clip_a" / "keypoints.json")
+        np.testing.assert_allclose([results[f"PCK@{alpha:g}"] for alpha in PCK_ALPHAS], pck_counts(xy, gt).mean())
+        assert results["scored"] == 5 * 15 and results["lost"]["visible"] == 75
+        assert results["seconds_per_frame"] > 0.0
+        scores[method] = results
+    assert scores["color"]["PCK@0.5"] >= scores["identity"]["PCK@0.5"] + 15.0
 
 
 def test_eval_jhmdb_bad_root_is_an_input_error(tmp_path, capsys):

@@ -27,7 +27,7 @@ def run_eval_badja(args: argparse.Namespace) -> int:
 
     clips = badja_clips(args.root, find_badja_annotations(args.annotations, _comma_list(args.sequences)), args.resolution)
     config, propagator = configured_propagator(args)
-    points = point_config(args, propagator)
+    points = point_config(args)
     settings = {
         "method": args.method,
         "preset": args.preset,

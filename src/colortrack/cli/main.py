@@ -9,7 +9,7 @@ from pathlib import Path
 
 from colortrack import __version__
 from colortrack.errors import InputError, run_with_clear_errors
-from colortrack.tasks.points import PointConfig, default_sigma
+from colortrack.tasks.points import PointConfig
 from colortrack.models.registry import DEFAULT_METHOD, default_preset, make_propagator, resolve_preset
 from colortrack.core.precision import PRECISIONS
 from colortrack.core.tracker import PRESETS, Propagator, TrackConfig, pick_device
@@ -107,19 +107,25 @@ def _add_eval(commands) -> None:
 
 def _add_point_options(parser: argparse.ArgumentParser) -> None:
     points = parser.add_argument_group("points")
-    points.add_argument("--sigma", type=float, help="Gaussian of each point in pixels (default: half the stride)")
+    points.add_argument("--sigma", type=float, help="Gaussian of each point in native pixels (default: half a feature cell)")
     points.add_argument(
         "--lost-below", type=float, help="confidence under which a point is reported lost (0: never)"
     )
+    points.add_argument(
+        "--fade-below", type=float,
+        help="a point is lost while its confidence is under this fraction of its recent level (occlusion; 0: never)",
+    )
 
 
-def point_config(args: argparse.Namespace, propagator) -> PointConfig:
-    """Point encoding and decoding with the command line's overrides, sigma resolved."""
+def point_config(args: argparse.Namespace) -> PointConfig:
+    """Point encoding and decoding with the command line's overrides (sigma None: sized per video
+    in feature cells, see :func:`colortrack.tasks.points.point_sigma`)."""
     config = PointConfig()
     if args.sigma is not None and not args.sigma > 0:
         raise InputError("--sigma", f"must be positive, got {args.sigma}")
     lost_below = config.lost_below if args.lost_below is None else args.lost_below
-    return replace(config, sigma=args.sigma or default_sigma(propagator), lost_below=lost_below)
+    fade_below = config.fade_below if args.fade_below is None else args.fade_below
+    return replace(config, sigma=args.sigma, lost_below=lost_below, fade_below=fade_below)
 
 
 def _add_demo(commands) -> None:
@@ -225,7 +231,7 @@ def _run_track_points(args: argparse.Namespace) -> int:
     from colortrack.tasks.points_job import track_points_video
 
     config, propagator = configured_propagator(args)
-    points = point_config(args, propagator)
+    points = point_config(args)
     settings = {"method": args.method, "preset": args.preset, "track": config.to_dict(), "points": points.to_dict()}
     output = track_points_video(
         args.video, keyframe_paths(args.points, "--points"), args.out, propagator, settings, points,
@@ -245,7 +251,7 @@ def _run_eval_jhmdb(args: argparse.Namespace) -> int:
     names = _comma_list(args.clips)
     clips = find_jhmdb_clips(args.root, names)
     config, propagator = configured_propagator(args)
-    points = point_config(args, propagator)
+    points = point_config(args)
     settings = {
         "method": args.method,
         "preset": args.preset,

@@ -73,11 +73,13 @@ def badja_clip(sequence: DavisSequence, annotation_path: Path) -> KeypointClip:
     num_frames = len(sequence) - start
     gt = np.full((num_frames, len(tracked), 2), np.nan, np.float32)
     size = np.zeros(num_frames)
-    for frame, xy in zip(annotations.frames, annotations.xy):
+    hidden = np.zeros((num_frames, len(tracked)), bool)
+    for frame, xy, visible in zip(annotations.frames, annotations.xy, annotations.visible):
         gt[frame - start] = xy[tracked]
+        hidden[frame - start] = ~visible[tracked]
         size[frame - start] = silhouette_size(read_mask(sequence.mask_paths[frame], size=(height, width)))
     info = {"first_frame": start, "scored_frames": len(annotations.frames) - 1, "joints": len(tracked)}
-    return KeypointClip(sequence.name, sequence.frame_paths[start:], keypoints, gt, size, info)
+    return KeypointClip(sequence.name, sequence.frame_paths[start:], keypoints, gt, size, hidden, info)
 
 
 def evaluate_badja(

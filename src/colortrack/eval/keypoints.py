@@ -44,7 +44,9 @@ class KeypointClip:
     keypoints: the P start points (names are joint names of the benchmark).
     gt: (T, P, 2) true xy of the tracked points, NaN where a joint is not scored (not annotated,
     invisible); frame 0 is never scored. size: (T,) the length alpha multiplies in each frame, or
-    None for JHMDB's person size. info: extra columns for the clip's row in results.json.
+    None for JHMDB's person size. hidden: (T, P) bool, where the truth says a tracked point is
+    not visible (occluded, out of view), or None when the benchmark marks none. info: extra
+    columns for the clip's row in results.json.
     """
 
     name: str
@@ -52,6 +54,7 @@ class KeypointClip:
     keypoints: Keypoints
     gt: np.ndarray
     size: np.ndarray | None = None
+    hidden: np.ndarray | None = None
     info: dict = field(default_factory=dict)
 
     def frames(self) -> Iterator[np.ndarray]:
@@ -91,11 +94,13 @@ def evaluate_keypoints(
     rows, total = [], _zero_counts(benchmark)
     for clip in tqdm(clips, desc="clips", unit="clip", disable=not progress):
         run = _load_finished(out_dir, clip) or _track_clip(clip, propagator, config, out_dir)
-        _, pred, _, _ = read_track_json(out_dir / clip.name / "keypoints.json")
+        _, pred, _, reported = read_track_json(out_dir / clip.name / "keypoints.json")
         counts = _to_benchmark_joints(pck_counts(pred, clip.gt, benchmark.alphas, size=clip.size), clip, benchmark)
         total = total + counts
-        rows.append({"clip": clip.name, **clip.info, "frames": run.frames, "seconds": run.seconds, **_headline(counts, benchmark)})
+        lost = lost_counts(clip, reported)
+        rows.append({"clip": clip.name, **clip.info, "frames": run.frames, "seconds": run.seconds, **_headline(counts, benchmark), "lost": lost})
     results = total.as_dict(benchmark.joints, pooled=benchmark.pooled)
+    results["lost"] = {key: sum(row["lost"][key] for row in rows) for key in rows[0]["lost"]} if rows else {}
     results["clips"] = rows
     results["seconds_per_frame"] = sum(row["seconds"] for row in rows) / max(sum(row["frames"] for row in rows), 1)
     results["protocol"] = benchmark.protocol
@@ -103,6 +108,22 @@ def evaluate_keypoints(
     atomic_write_json(out_dir / "results.json", results)
     write_contact_sheet(out_dir / "contact_sheet.png", clips, out_dir)
     return results
+
+
+def lost_counts(clip: KeypointClip, reported: np.ndarray) -> dict:
+    """How often the tracker reported a point lost ((T, P) ``reported`` visibility) on the frames
+    the truth scores (visible there) and, where the benchmark marks them, on frames where the truth
+    says the point is hidden: ``{"visible": n, "visible_lost": n, "hidden": n, "hidden_lost": n}``
+    (frame 0 excluded)."""
+    scored = np.isfinite(clip.gt).all(axis=2)[1:]
+    hidden = clip.hidden[1:] if clip.hidden is not None else np.zeros_like(scored)
+    lost = ~reported[1:]
+    return {
+        "visible": int(scored.sum()),
+        "visible_lost": int((scored & lost).sum()),
+        "hidden": int(hidden.sum()),
+        "hidden_lost": int((hidden & lost).sum()),
+    }
 
 
 def _headline(counts: PCKCounts, benchmark: KeypointBenchmark) -> dict:
@@ -151,7 +172,14 @@ def format_results(results: dict, label: str = "clip") -> str:
     clips = format_pck_table(rows, alphas, label=label)
     scored = [(name, joint) for name, joint in results["per_joint"].items() if joint.get("scored", 1)]
     joints = format_pck_table(scored, alphas, label="joint")
-    return f"{clips}\n\n{joints}"
+    return f"{clips}\n{_lost_line(results['lost'])}\n\n{joints}"
+
+
+def _lost_line(lost: dict) -> str:
+    line = f"reported lost: {lost['visible_lost']} of {lost['visible']} scored joint-frames"
+    if lost["hidden"]:
+        line += f", {lost['hidden_lost']} of {lost['hidden']} where the truth says hidden"
+    return line
 
 
 def write_contact_sheet(path: Path, clips: list[KeypointClip], out_dir: Path) -> None:

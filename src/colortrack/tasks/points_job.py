@@ -12,7 +12,7 @@ from tqdm import tqdm
 from colortrack.io.keypoints import check_inside, read_points, read_track_json, write_track_json
 from colortrack.io.video import VideoReader, VideoWriter
 from colortrack.tasks.masks import check_frame_index, keyframe_fingerprints, with_frames
-from colortrack.tasks.points import Keypoints, PointConfig, collect, iter_keyframe_points, iter_points
+from colortrack.tasks.points import Keypoints, PointConfig, collect, iter_keyframe_points, iter_points, point_sigma
 from colortrack.io.overlay import draw_points
 from colortrack.io.runs import RunFolder, input_fingerprint
 from colortrack.io.streams import NoWriter
@@ -51,7 +51,9 @@ def track_points_video(
     keyframe_paths = {0: points_path} if isinstance(points_path, Path) else dict(sorted(points_path.items()))
     keyframes = {index: _read_keyframe(path, index, reader) for index, path in keyframe_paths.items()}
     keypoints = keyframes[min(keyframes)]
-    run = RunFolder.open(out_dir, {**settings, "inputs": {"video": input_fingerprint(reader), **keyframe_fingerprints(keyframe_paths, "points")}})
+    sigma = point_sigma(propagator, (reader.info.height, reader.info.width), config)
+    inputs = {"video": input_fingerprint(reader), **keyframe_fingerprints(keyframe_paths, "points")}
+    run = RunFolder.open(out_dir, {**settings, "sigma_pixels": round(sigma, 4), "inputs": inputs})
     out_dir = run.path
     keypoints_path = out_dir / "keypoints.json"
     overlay_path = out_dir / "overlay.mp4" if overlay else None
