@@ -38,8 +38,8 @@ from colortrack.io.video import VideoReader, VideoWriter
 from colortrack.models.registry import make_propagator, resolve_preset
 from colortrack.tasks.masks import propagate_mask
 
-# (stage, module, attribute): the function that a stage's time is spent in. Nested stages follow
-# their parent, indented with "  ".
+# (stage, module, attribute): the function that a stage's time is spent in (two entries of a stage
+# name: the functions of two versions of the code). Nested stages follow their parent, indented.
 TRACK_STAGES = [
     ("embed (resize + encode)", "colortrack.core.tracker", "LabelTracker.embed"),
     ("  encode", "colortrack.models.network", "ColorizationNet.encode"),
@@ -57,8 +57,10 @@ COLORIZE_STAGES = [
     ("embed (resize + gray + encode)", "colortrack.tasks.colorize", "Colorizer.embed"),
     ("  encode", "colortrack.models.network", "ColorizationNet.encode"),
     ("predict ab (affinity)", "colortrack.tasks.colorize", "predict_ab"),
+    ("predict ab (affinity)", "colortrack.tasks.colorize", "_Sweep.step"),
     ("  top-k", "colortrack.core.affinity", "_topk"),
     ("refine", "colortrack.tasks.colorize", "refine_frames"),
+    ("refine", "colortrack.models.refiner", "RefineSweep.step"),
     ("  resize L to the refiner's size", "colortrack.models.refiner", "_shrink"),
     ("  guided upsampling", "colortrack.models.refiner", "GuidedUpsample.forward"),
     ("  CNN residual", "colortrack.models.refiner", "Refiner.residual"),
@@ -151,7 +153,7 @@ def profile_track(video: Path, mask: Path, frames: int, out: Path) -> dict[str, 
         first = read_mask(mask)
         start = time.thread_time()
         masks = list(propagate_mask(tracker, decoded, first))
-        timers.add("propagate (all of the above)", time.thread_time() - start)
+        timers.add("propagate (embed .. object id below, and the arg-max)", time.thread_time() - start)
         blended = []
         for index, (frame, ids) in enumerate(zip(decoded, masks)):
             clock(timers, "write mask PNG", write_mask, out / f"{index:05d}.png", ids)
@@ -159,7 +161,7 @@ def profile_track(video: Path, mask: Path, frames: int, out: Path) -> dict[str, 
         write_video(timers, "write overlay H.264 (x264 threads included)", out / "overlay.mp4", blended, "veryfast")
     finally:
         timers.restore()
-    return per_frame(timers, ["decode (JPEG/H.264 -> RGB)", "propagate (all of the above)", *listed], frames)
+    return per_frame(timers, ["decode (JPEG/H.264 -> RGB)", "propagate (embed .. object id below, and the arg-max)", *listed], frames)
 
 
 def profile_colorize(video: Path, frames: int, out: Path) -> dict[str, float]:
@@ -169,7 +171,8 @@ def profile_colorize(video: Path, frames: int, out: Path) -> dict[str, float]:
 
     timers = Timers()
     decoded = decode(timers, video, frames)
-    listed = [stage for stage, module, attribute in COLORIZE_STAGES if timers.wrap(stage, module, attribute)]
+    wrapped = [stage for stage, module, attribute in COLORIZE_STAGES if timers.wrap(stage, module, attribute)]
+    listed = list(dict.fromkeys(wrapped))
     try:
         device = torch.device("cpu")
         config = ColorizeConfig.for_method(  # what `colortrack colorize` does with the shipped model
@@ -178,11 +181,11 @@ def profile_colorize(video: Path, frames: int, out: Path) -> dict[str, float]:
         colorizer = Colorizer(make_embedder("model", device), config, device, load_refiner(SHIPPED, device))
         start = time.thread_time()
         colorized = list(colorizer.colorize(decoded, {0: decoded[0]}))
-        timers.add("colorize (all of the above)", time.thread_time() - start)
+        timers.add("colorize (L .. compose below)", time.thread_time() - start)
         write_video(timers, "write H.264 (x264 threads included)", out / "colorized.mp4", colorized, "veryfast")
     finally:
         timers.restore()
-    return per_frame(timers, ["decode (JPEG/H.264 -> RGB)", "colorize (all of the above)", *listed], frames)
+    return per_frame(timers, ["decode (JPEG/H.264 -> RGB)", "colorize (L .. compose below)", *listed], frames)
 
 
 def per_frame(timers: Timers, order: list[str], frames: int) -> dict[str, float]:
