@@ -65,3 +65,13 @@ def test_a_tracker_follows_an_object_that_enters_later(layout, tmp_path):
     assert tracked["sequences"][1]["J"] > still["sequences"][1]["J"]
     predicted = read_mask(tmp_path / "color" / "moving" / "00002.png")
     assert not (predicted == 2).any()
+
+
+def test_the_report_reads_evaluations_of_sparse_layouts(layout, tmp_path):
+    root, _, _ = layout
+    evaluate(root, tmp_path / "identity", "still,moving")
+    report = tmp_path / "report.html"
+    assert main(["report", str(tmp_path / "identity"), "--out", str(report), "--color-step", "4", "--quiet"]) == 0
+    frames = json.loads((tmp_path / "identity" / "report_frames.json").read_text())["sequences"]
+    assert len(frames["still"]["J"]) == 2  # annotated frames 3 and 5 (0 is given, 8 is the last)
+    assert len(frames["moving"]["J"]) == 6  # frames 1 .. 6, object 2 on 4 .. 6 only

@@ -14,6 +14,7 @@ from colortrack.tasks.keyframes import (
     KeyframeSession,
     Segment,
     affected_frames,
+    propagate_first_appearances,
     propagate_keyframe_masks,
     propagate_keyframes,
     split_segments,
@@ -68,6 +69,26 @@ def test_one_keyframe_at_the_start_is_plain_propagation():
     plain = list(propagate_mask(color_tracker(), video.frames, video.masks[0]))
     keyed = list(propagate_keyframe_masks(color_tracker(), video.frames, {0: video.masks[0]}))
     np.testing.assert_array_equal(np.stack(keyed), np.stack(plain))
+
+
+def test_first_appearances_with_every_object_on_frame_0_are_plain_propagation():
+    video = make_video(num_frames=6, height=64, width=96, num_objects=2, seed=1)
+    plain = list(propagate_mask(color_tracker(), video.frames, video.masks[0]))
+    appearances = list(propagate_first_appearances(color_tracker(), video.frames, {0: video.masks[0]}))
+    np.testing.assert_array_equal(np.stack(appearances), np.stack(plain))
+
+
+def test_an_object_given_where_it_first_appears_replaces_the_prediction_there_only():
+    frames = np.zeros((6, 8, 8, 3), np.uint8)
+    first, entering = np.zeros((8, 8), np.uint8), np.full((8, 8), 255, np.uint8)
+    first[:2] = 1
+    entering[4:, :4] = 2
+    predicted = list(propagate_first_appearances(IdentityPropagator(), frames, {1: first, 3: entering}))
+    assert not predicted[0].any()  # before the first annotation: background
+    np.testing.assert_array_equal(predicted[1], first)
+    assert not (np.stack(predicted[:3]) == 2).any()
+    for t in (3, 4, 5):
+        np.testing.assert_array_equal(predicted[t], np.where(entering == 2, 2, first), err_msg=f"frame {t}")
 
 
 def test_frames_before_the_first_keyframe_are_propagated_backward_exactly():

@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 from colortrack.errors import InputError
-from colortrack.io.masks import VOID_ID, read_mask, write_mask
+from colortrack.io.masks import VOID_ID, read_mask, read_masks, write_mask
 from colortrack.io.video import image_size, list_images, natural_key, read_image, write_frames_png
 
 
@@ -43,6 +43,12 @@ class DavisSequence:
     def dense(self) -> bool:
         """Whether every frame has its mask."""
         return self.mask_frames == list(range(len(self.frame_paths)))
+
+    def mask_path(self, index: int) -> Path | None:
+        """The annotation of frame ``index``, None where it has none."""
+        if index not in self.mask_frames:
+            return None
+        return self.mask_paths[self.mask_frames.index(index)]
 
     def output_name(self, index: int) -> str:
         """The file name of frame ``index``'s predicted mask: the frame's stem, ``.png``."""
@@ -81,8 +87,7 @@ class DavisSequence:
 
     def read_masks(self) -> np.ndarray:
         """All masks as ids, ``(T_masks, H, W) uint8``; InputError if not the frame size."""
-        size = self.size
-        return np.stack([read_mask(path, size=size) for path in self.mask_paths])
+        return read_masks(self.mask_paths, size=self.size)
 
     def first_mask(self) -> np.ndarray:
         """The first annotation's ids ``(H, W) uint8``."""

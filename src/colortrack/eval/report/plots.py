@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-from pathlib import Path
 
 import numpy as np
 
@@ -116,9 +115,9 @@ def contact_sheet(runs: list[EvalRun], sequence, frames: int = SHEET_FRAMES, til
         h, w = rgb.shape[:2]
         size = (tile_width, max(1, int(round(h * tile_width / w))))
         tiles = []
-        sources = [("ground truth", sequence.mask_paths[t])] + [(run.label, run.path / sequence.name / f"{t:05d}.png") for run in runs]
-        for caption, path in sources:
-            ids = read_mask(path, size=(h, w)) if Path(path).is_file() else np.zeros((h, w), np.uint8)
+        predictions = [(run.label, run.path / sequence.name / sequence.output_name(t)) for run in runs]
+        for caption, path in [("ground truth", sequence.mask_path(t)), *predictions]:
+            ids = read_mask(path, size=(h, w)) if path is not None and path.is_file() else np.zeros((h, w), np.uint8)
             tile = cv2.resize(overlay_masks(rgb, ids), size, interpolation=cv2.INTER_AREA)
             text = f"{caption[:24]}  t={t}"
             cv2.putText(tile, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)

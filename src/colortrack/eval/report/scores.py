@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -48,11 +49,12 @@ def compute_frame_scores(run: EvalRun, dataset, names: list[str]) -> None:
         if name not in cache["sequences"]:
             sequence = dataset[name]
             gt = sequence.read_masks()
-            pred = np.stack([read_mask(run.path / name / f"{t:05d}.png", size=gt.shape[1:]) for t in range(len(gt))])
-            scores = evaluate_sequence(name, pred, gt)
+            paths = [run.path / name / sequence.output_name(t) for t in sequence.mask_frames]
+            pred = np.stack([read_mask(path, size=gt.shape[1:]) for path in paths])
+            scores = evaluate_sequence(name, pred, gt, frames=sequence.mask_frames, num_frames=len(sequence))
             cache["sequences"][name] = {
-                "J": np.mean([s.J for s in scores], axis=0).tolist() if scores else [],
-                "F": np.mean([s.F for s in scores], axis=0).tolist() if scores else [],
+                "J": _mean_over_objects([s.J for s in scores]),
+                "F": _mean_over_objects([s.F for s in scores]),
                 "objects": [{"J": s.J.tolist(), "F": s.F.tolist()} for s in scores],
             }
             changed = True
@@ -166,3 +168,17 @@ def _read_cache(path: Path) -> dict:
         return json.loads(path.read_text())
     except ValueError:
         return {}
+
+
+def _mean_over_objects(per_object: list[np.ndarray]) -> list[float]:
+    """Per-frame means over the objects scored on each frame. An object that enters later is
+    scored on the last frames only, so the arrays are aligned at their ends."""
+    if not per_object:
+        return []
+    length = max(len(values) for values in per_object)
+    padded = np.full((len(per_object), length), np.nan)
+    for row, values in zip(padded, per_object):
+        row[length - len(values) :] = values
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(padded, axis=0).tolist()
