@@ -26,9 +26,9 @@ from PIL import Image
 
 from colortrack.errors import InputError
 from colortrack.io.atomic import atomic_write
+from colortrack.io.errors import PIL_ERRORS, one_line
 
 VOID_ID = 255
-_PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
 
 def make_davis_palette() -> np.ndarray:
@@ -172,9 +172,8 @@ def _load(path: Path, size: tuple[int, int] | None) -> tuple[np.ndarray, bool]:
         with Image.open(path) as im:
             im.load()
             values, is_grey = _image_to_ids(im, path)
-    except _PIL_ERRORS as err:
-        text = " ".join(str(err).split())[:120] or type(err).__name__
-        raise InputError(path, f"corrupt or unreadable mask ({text})") from err
+    except PIL_ERRORS as err:
+        raise InputError(path, f"corrupt or unreadable mask ({one_line(err)})") from err
     if size is not None and values.shape != tuple(size):
         raise InputError(
             path, f"mask is {values.shape[1]}x{values.shape[0]}, expected {size[1]}x{size[0]}"

@@ -36,8 +36,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-VOID_ID = 255
-
+from colortrack.io.masks import VOID_ID
 
 # --------------------------------------------------------------------------- per frame
 
