@@ -175,6 +175,8 @@ def test_clear_errors(clip):
         list(tracker.track_masks([video.frames[0], video.frames[1], video.frames[2][:, :40]], video.masks[0]))
     with pytest.raises(InputError, match="unknown tracking setting"):
         colortrack.Tracker.pretrained("identity", temprature=0.1)
+    with pytest.raises(InputError, match="unknown colorization setting"):
+        colortrack.Colorizer.pretrained("gray", refine=False, input_height=240)
     with pytest.raises(InputError, match="past the video's last frame"):
         colortrack.Colorizer.pretrained("gray", refine=False).colorize(video.frames, {9: video.frames[0]})
     with pytest.raises(InputError, match="outside the frame|outside"):

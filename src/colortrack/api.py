@@ -33,6 +33,7 @@ from colortrack.errors import InputError
 from colortrack.io.sources import PathLike, open_frames, read_ids
 
 POINT_OVERRIDES = ("sigma", "lost_below", "fade_below")
+COLORIZE_OVERRIDES = ("temperature", "topk", "radius", "recent", "short_side")
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,9 @@ class Colorizer:
         from colortrack.tasks.colorize import colorize_config, make_embedder
 
         name = str(name)
+        unknown = sorted(set(overrides) - set(COLORIZE_OVERRIDES))
+        if unknown:
+            raise InputError(unknown[0], f"unknown colorization setting: choose {', '.join(COLORIZE_OVERRIDES)}")
         config = colorize_config(method, name, **overrides)
         torch_device = pick_device(device)
         refiner = str(refiner) if refine else None
