@@ -294,3 +294,12 @@ def test_colorizing_from_a_reference_frame(workspace, video):
     assert preview.std(axis=2).mean() > 5  # coloured, not gray
     movie = client.get(f"/api/projects/{pid}/exports/colorized.mp4")
     assert movie.status_code == 200 and movie.headers["content-disposition"].endswith('clip-colorized.mp4"')
+
+
+def test_the_command_refuses_a_video_outside_its_workspace(workspace, tmp_path, capsys):
+    from colortrack.cli.main import main
+
+    outside = tmp_path / "elsewhere.mp4"
+    outside.write_bytes((workspace / "clip.mp4").read_bytes())
+    assert main(["app", str(outside), "--root", str(workspace)]) == 2
+    assert "is outside the workspace folder" in capsys.readouterr().err

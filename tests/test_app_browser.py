@@ -37,14 +37,25 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
-@pytest.fixture
-def app_url(tmp_path):
-    video = make_video(num_frames=FRAMES, height=HEIGHT, width=WIDTH, num_objects=2, seed=1)
-    root = tmp_path / "workspace"
+def serve(root: Path, num_frames: int, height: int, width: int):
+    video = make_video(num_frames=num_frames, height=height, width=width, num_objects=2, seed=1)
     root.mkdir()
     write_video(root / "clip.mp4", video.frames, video.fps)
     state = AppState(Workspace.at(root), Engine("flow"), video="clip.mp4")
-    with serving(create_app(state)) as url:
+    return video, serving(create_app(state))
+
+
+@pytest.fixture
+def app_url(tmp_path):
+    video, server = serve(tmp_path / "workspace", FRAMES, HEIGHT, WIDTH)
+    with server as url:
+        yield url, video
+
+
+@pytest.fixture
+def small_app_url(tmp_path):
+    video, server = serve(tmp_path / "workspace", 6, 48, 64)
+    with server as url:
         yield url, video
 
 
@@ -181,3 +192,26 @@ def test_annotate_propagate_correct_export(app_url, tmp_path):
     assert after[0] > 0.85 and after[corrected] > 0.85
     assert np.mean(after) > 0.7
     assert np.mean(after[1:]) > np.mean(earlier[1:]) + 0.05  # the correction helped
+
+
+def test_colorize_tab(small_app_url, tmp_path):
+    url, video = small_app_url
+    reference = tmp_path / "frame0.png"
+    cv2.imwrite(str(reference), cv2.cvtColor(video.frames[0], cv2.COLOR_RGB2BGR))
+    with sync_api.sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_page()
+        app = AppPage(page)
+        page.goto(url)
+        page.wait_for_selector("body[data-ready=true]")
+        app.wait_idle()
+        page.click("#tab-colorize")
+        page.set_input_files("#reference-file", str(reference))
+        page.wait_for_selector("#references li")
+        page.click("#colorize-run")
+        page.wait_for_selector("body[data-job=running]")
+        app.wait_idle()
+        page.locator("#color-scrub").evaluate("(el) => { el.value = 4; el.dispatchEvent(new Event('input')); }")
+        page.wait_for_function("document.getElementById('color-output').naturalWidth === 64")
+        assert page.is_visible("#colorized-download")
+        browser.close()

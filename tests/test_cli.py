@@ -70,8 +70,28 @@ def test_eval_davis_writes_predictions_and_results(davis_root, tmp_path, method)
     results = json.loads((out / "results.json").read_text())
     assert {"J&F", "J", "F", "J-Recall", "J-Decay", "sequences", "seconds_per_frame"} <= set(results)
     assert [row["sequence"] for row in results["sequences"]] == ["alpha", "beta", "beta"]
-    assert 0.0 <= results["J&F"] <= 100.0
     assert len(list((out / "beta").glob("*.png"))) == 8
+    # the results are the scores of the written predictions; identity's stand still, flow's follow the motion
+    predicted = _davis_scores(davis_root, lambda seq: [read_mask(p) for p in sorted((out / seq.name).glob("*.png"))])
+    standing = _davis_scores(davis_root, lambda seq: [seq.first_mask()] * len(seq))
+    for key in ("J&F", "J", "F"):
+        assert results[key] == pytest.approx(predicted[key])
+    assert results["J&F"] == pytest.approx((results["J"] + results["F"]) / 2)
+    if method == "identity":
+        assert results["J&F"] == pytest.approx(standing["J&F"])
+    if method == "flow":
+        assert results["J&F"] > standing["J&F"] + 5
+
+
+def _davis_scores(root, predict) -> dict:
+    """The summary of DAVIS scores of ``predict(sequence)`` (a list of id masks) on every sequence."""
+    from colortrack.eval.metrics.davis import evaluate_sequence, summarize
+    from colortrack.io.davis import DavisDataset
+
+    scores = []
+    for sequence in DavisDataset(root).sequences:
+        scores.extend(evaluate_sequence(sequence.name, np.stack(predict(sequence)), sequence.read_masks()))
+    return summarize(scores).to_json()
 
 
 def test_eval_identity_scores_a_static_video_perfectly(tmp_path):
@@ -143,7 +163,8 @@ def test_demo_runs_end_to_end(tmp_path):
 
 
 def test_command_line_overrides_the_preset():
-    from colortrack.cli.main import build_parser, track_config
+    from colortrack.cli.main import build_parser
+    from colortrack.cli.options import track_config
 
     args = build_parser().parse_args(
         ["track", "v.mp4", "--mask", "m.png", "--out", "o", "--preset", "paper", "--topk", "5", "--radius", "0", "--recent", "7", "--first-frame", "keep"]
@@ -154,7 +175,8 @@ def test_command_line_overrides_the_preset():
 
 
 def test_input_height_is_an_old_name_of_short_side():
-    from colortrack.cli.main import build_parser, track_config
+    from colortrack.cli.main import build_parser
+    from colortrack.cli.options import track_config
 
     base = ["track", "v.mp4", "--mask", "m.png", "--out", "o"]
     assert track_config(build_parser().parse_args(base)).short_side == 240

@@ -16,7 +16,7 @@ from colortrack.core.tracker import PRESETS, LabelTracker
 from colortrack.demo.synthetic import make_video
 from colortrack.errors import InputError
 from colortrack.io.davis import write_sequence
-from colortrack.io.masks import read_mask, write_mask
+from colortrack.io.masks import DAVIS_PALETTE, LabelMap, read_mask, read_masks, write_mask
 from colortrack.io.video import VideoReader, image_size, read_image
 from colortrack.models.baselines import FlowPropagator, IdentityPropagator
 from colortrack.models.embedders.color import LabPatchEmbedder
@@ -152,3 +152,103 @@ def test_a_dataset_with_nothing_to_score_is_a_one_line_error(tmp_path, capsys):
 
 def _refuse(constant: str):
     raise ValueError(f"{constant} in results.json")
+
+
+# -- grey masks and void ------------------------------------------------------------------
+
+
+def save_grey(path: Path, values: np.ndarray) -> Path:
+    Image.fromarray(values.astype(np.uint8), mode="L").save(path)
+    return path
+
+
+def square(size: int = 16, value: int = 255) -> np.ndarray:
+    mask = np.zeros((size, size), np.uint8)
+    mask[4:12, 4:12] = value
+    return mask
+
+
+def test_grey_0_255_mask_is_object_1(tmp_path):
+    ids = read_mask(save_grey(tmp_path / "m.png", square()))
+    np.testing.assert_array_equal(ids, square(value=1))
+
+
+@pytest.mark.parametrize("edge", [128, 64, 200])
+def test_anti_aliased_grey_mask_keeps_its_object(tmp_path, edge):
+    mask = square()
+    mask[3, 4:12] = mask[12, 4:12] = 128  # the anti-aliased ring: half covered
+    mask[4:12, 3] = mask[4:12, 12] = edge
+    ids = read_mask(save_grey(tmp_path / "m.png", mask))
+    assert set(np.unique(ids)) == {0, 1}
+    np.testing.assert_array_equal(ids == 1, mask >= 128)
+
+
+def test_grey_ids_with_void_are_ids(tmp_path):
+    mask = np.zeros((16, 24), np.uint8)
+    mask[2:6, 2:8], mask[8:12, 2:8], mask[2:12, 12:20] = 1, 3, 7
+    mask[6:8, 2:8] = 255
+    np.testing.assert_array_equal(read_mask(save_grey(tmp_path / "m.png", mask)), mask)
+    palette = write_mask(tmp_path / "p.png", mask)
+    np.testing.assert_array_equal(read_mask(palette), mask)
+    assert LabelMap.from_mask(read_mask(palette)).object_ids == (1, 3, 7)
+
+
+def test_a_sequence_of_grey_ids_reads_a_0_255_frame_as_void(tmp_path):
+    ids = square(value=3)
+    ids[0, :] = 255
+    only_void = np.where(ids == 255, 255, 0).astype(np.uint8)
+    paths = [save_grey(tmp_path / "0.png", ids), save_grey(tmp_path / "1.png", only_void)]
+    masks = read_masks(paths)
+    np.testing.assert_array_equal(masks[1], only_void)  # alone it would read as object 1
+    np.testing.assert_array_equal(read_mask(paths[1]), only_void == 255)
+    mattes = read_masks([save_grey(tmp_path / "2.png", square()), save_grey(tmp_path / "3.png", square())])
+    np.testing.assert_array_equal(mattes, np.stack([square(value=1)] * 2))
+
+
+def test_ids_and_an_anti_aliased_matte_in_one_sequence_is_an_error(tmp_path):
+    matte = square()
+    matte[3, 4:12] = 128
+    paths = [save_grey(tmp_path / "0.png", square(value=3)), save_grey(tmp_path / "1.png", matte)]
+    with pytest.raises(InputError, match="1.png: anti-aliased grey matte, but 0.png holds object ids"):
+        read_masks(paths)
+
+
+def test_void_carries_no_label():
+    label_map = LabelMap((0, 1, 3, 7))
+    mask = np.array([[0, 1, 255], [3, 7, 255]], np.uint8)
+    onehot = label_map.to_onehot(mask)
+    assert onehot[:, :, 2].sum() == 0
+    np.testing.assert_array_equal(onehot[:, :, :2].sum(axis=0), 1)
+
+
+def test_void_in_the_first_mask_is_decided_by_its_neighbours():
+    # A still video: a red textured object on blue. The first mask marks the object's outer 8
+    # pixels void, as annotators mark uncertain edges. Taught as background, the ring stays
+    # background; unknown, it is decided by appearance: mostly object (the colour embedder's
+    # 3x3-cell patches of the ring also see the blue, hence not all of it).
+    rng = np.random.default_rng(0)
+    frame = np.empty((96, 128, 3), np.uint8)
+    frame[:] = (30, 60, 200) + rng.integers(0, 40, (96, 128, 3))
+    frame[16:80, 24:104] = (200, 40, 30) + rng.integers(0, 40, (64, 80, 3))
+    first = np.zeros((96, 128), np.uint8)
+    first[16:80, 24:104] = 255
+    first[24:72, 32:96] = 3
+    ring = first == 255
+    tracker = LabelTracker(LabPatchEmbedder(), PRESETS["color"], torch.device("cpu"))
+    given, *tracked = propagate_mask(tracker, [frame] * 3, first)
+    np.testing.assert_array_equal(given, first)
+    as_background = list(propagate_mask(tracker, [frame] * 3, np.where(ring, 0, first).astype(np.uint8)))
+    for index, (mask, old) in enumerate(zip(tracked, as_background[1:]), start=1):
+        assert set(np.unique(mask)) == {0, 3}
+        assert (mask[ring] == 3).mean() > 0.7, f"frame {index}"
+        assert (old[ring] == 3).mean() < 0.1, f"frame {index}"
+
+
+def test_transparent_pixels_of_an_rgba_mask_are_background(tmp_path):
+    ids = np.zeros((8, 8), np.uint8)
+    ids[2:6, 2:6] = 7
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., :3] = 90  # what a tool leaves under transparent pixels: any colour
+    rgba[ids == 7] = (*DAVIS_PALETTE[7], 255)
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "m.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "m.png"), ids)

@@ -338,4 +338,4 @@ def test_a_two_frame_sequence_is_listed_not_averaged():
     assert json.loads(out)["unscored"] == [{"sequence": "short", "object": 1}]
     table = format_table(summary)
     assert "nan" not in table.lower()
-    assert table.splitlines()[-1] == "Not scored, no frame between the first and the last: short (object 1)"
+    assert table.splitlines()[-1] == "Not scored, no annotated frame between the first and the last: short (object 1)"

@@ -16,7 +16,7 @@ import scipy.io
 from PIL import Image
 
 from colortrack.cli.main import main
-from colortrack.errors import InputError, OutputError
+from colortrack.errors import ColortrackError, InputError, OutputError
 from colortrack.io import atomic
 from colortrack.io.atomic import atomic_write_text
 from colortrack.io.masks import write_mask
@@ -347,8 +347,9 @@ def test_real_bugs_keep_their_traceback(d, tmp_path, monkeypatch):
         main([str(a) for a in track(d, "v.mp4", "m.png", str(tmp_path / "p"), "--method", "identity")])
 
 
-def test_input_errors_are_input_errors():
-    assert issubclass(OutputError, InputError)
+def test_one_error_hierarchy():
+    assert issubclass(OutputError, ColortrackError) and issubclass(InputError, ColortrackError)
+    assert not issubclass(OutputError, InputError)
 
 
 # --------------------------------------------------------------------------- re-runs of track

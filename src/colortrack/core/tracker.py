@@ -16,6 +16,9 @@ from colortrack.errors import InputError
 from colortrack.models.embedders.base import Embedder
 from colortrack.core.memory import ContextMemory, MemoryConfig
 from colortrack.core.precision import PRECISIONS, autocast
+from colortrack.errors import InputError
+
+_NOTHING_KNOWN = 1e-6
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class TrackConfig:
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+            raise InputError("precision", f"must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -85,7 +88,8 @@ class Propagator(Protocol):
     def track(
         self, frames: Iterable[np.ndarray], first_labels: np.ndarray, pinned: Pinned = ()
     ) -> Iterator[np.ndarray]:
-        """frames: RGB (H, W, 3) uint8, first one annotated; first_labels: (L, H, W) float32.
+        """frames: RGB (H, W, 3) uint8, first one annotated; first_labels: (L, H, W) float32, a
+        distribution over the L labels per pixel, or all 0 where unknown (void: no weight).
         pinned: more annotated frames, (frame (H, W, 3) uint8, labels (L, H, W) float32) pairs,
         that a propagator able to use non-adjacent references keeps in its context for good.
         Yields (L, H, W) float32 label probabilities for every frame, the first included."""
@@ -131,17 +135,18 @@ class LabelTracker:
         for frame in stream:
             key = self.embed(frame)
             keys, values = memory.context()
-            predicted = attend(key[None], keys[None], values[None], self.config.affinity)[0]
+            groups = _known_references(values)
+            predicted = _over_known(attend(key[None], keys[None], values[None], self.config.affinity, groups=groups)[0])
             memory.add(key, predicted)
             yield _upsample(predicted, native_size)
 
     def _annotated(self, frame: np.ndarray, labels: np.ndarray) -> tuple[Tensor, Tensor]:
         """The (key (C, h, w), labels (L, h, w)) context entry of an annotated frame."""
         if labels.shape[1:] != frame.shape[:2]:
-            raise ValueError(f"labels {labels.shape[1:]} do not match the frame {frame.shape[:2]}")
+            raise InputError("labels", f"{labels.shape[1:]} do not match the frame {frame.shape[:2]}")
         key = self.embed(frame)
         values = torch.from_numpy(labels).to(self.device, torch.float32)
-        return key, F.adaptive_avg_pool2d(values, key.shape[-2:])
+        return key, _over_known(F.adaptive_avg_pool2d(values, key.shape[-2:]))
 
     def embed(self, frame: np.ndarray) -> Tensor:
         """frame: (H, W, 3) uint8 RGB. Returns (C, h, w) on the tracker's device."""
@@ -167,6 +172,24 @@ def input_size(native_size: tuple[int, int], short_side: int | None, stride: int
 
 def _round_to(value: float, multiple: int) -> int:
     return max(multiple, int(round(value / multiple)) * multiple)
+
+
+def _over_known(labels: Tensor) -> Tensor:
+    """labels: (L, h, w) whose channels sum to at most 1: less where part of the pixels (or
+    references) behind a cell were unknown (all-zero labels, e.g. void). Each cell's labels as a
+    distribution over its known part; cells with nothing known stay 0."""
+    mass = labels.sum(0, keepdim=True)
+    return torch.where(mass > _NOTHING_KNOWN, labels / mass.clamp_min(_NOTHING_KNOWN), labels)
+
+
+def _known_references(values: Tensor) -> tuple[Tensor, Tensor] | None:
+    """values: (N, L, h, w) of the context. Groups for :func:`attend` that keep every target to
+    the reference cells with a known label (before top-k), or None when all are known."""
+    known = values.sum(dim=1) > _NOTHING_KNOWN  # (N, h, w)
+    if bool(known.all()):
+        return None
+    targets = torch.zeros((1, *known.shape[-2:]), device=values.device)
+    return targets, (~known).float()[None]
 
 
 def _upsample(labels: Tensor, size: tuple[int, int]) -> np.ndarray:

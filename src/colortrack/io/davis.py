@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 from colortrack.errors import InputError
-from colortrack.io.masks import VOID_ID, read_mask, write_mask
+from colortrack.io.masks import VOID_ID, read_mask, read_masks, write_mask
 from colortrack.io.video import image_size, list_images, natural_key, read_image, write_frames_png
 
 
@@ -87,8 +87,7 @@ class DavisSequence:
 
     def read_masks(self) -> np.ndarray:
         """All masks as ids, ``(T_masks, H, W) uint8``; InputError if not the frame size."""
-        size = self.size
-        return np.stack([read_mask(path, size=size) for path in self.mask_paths])
+        return read_masks(self.mask_paths, size=self.size)
 
     def first_mask(self) -> np.ndarray:
         """The first annotation's ids ``(H, W) uint8``."""

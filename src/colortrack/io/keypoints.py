@@ -33,6 +33,7 @@ import scipy.io
 
 from colortrack.errors import InputError
 from colortrack.io.atomic import atomic_write_json
+from colortrack.io.errors import one_line
 from colortrack.tasks.points import Keypoints, KeypointTrack
 
 # The official JHMDB joint order (README of the JHMDB "joint_positions" annotations; "face" is
@@ -104,7 +105,7 @@ def read_points_json(path: str | os.PathLike) -> Keypoints:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise InputError(path, f"malformed JSON ({_one_line(err)})") from err
+        raise InputError(path, f"malformed JSON ({one_line(err)})") from err
     if not isinstance(data, dict) or not isinstance(data.get("points"), list):
         raise InputError(path, 'expected an object with a "points" list')
     names, coordinates = [], []
@@ -127,7 +128,7 @@ def read_points_csv(path: str | os.PathLike) -> Keypoints:
         with path.open(newline="", encoding="utf-8") as handle:
             rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
     except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise InputError(path, f"malformed CSV ({_one_line(err)})") from err
+        raise InputError(path, f"malformed CSV ({one_line(err)})") from err
     if not rows or [cell.strip().lower() for cell in rows[0]] != ["name", "x", "y"]:
         raise InputError(path, "expected the header 'name,x,y' on the first line")
     names, coordinates = [], []
@@ -148,7 +149,7 @@ def read_jhmdb_joints(path: str | os.PathLike) -> np.ndarray:
     try:
         content = scipy.io.loadmat(str(path))
     except _MAT_ERRORS as err:
-        raise InputError(path, f"not a readable .mat file ({_one_line(err)})") from err
+        raise InputError(path, f"not a readable .mat file ({one_line(err)})") from err
     if "pos_img" not in content:
         raise InputError(path, "has no 'pos_img' (expected a JHMDB joint_positions.mat)")
     positions = np.asarray(content["pos_img"])
@@ -208,7 +209,7 @@ def read_badja(path: str | os.PathLike, height: int, width: int) -> BadjaAnnotat
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise InputError(path, f"malformed JSON ({_one_line(err)})") from err
+        raise InputError(path, f"malformed JSON ({one_line(err)})") from err
     if not isinstance(entries, list) or not entries:
         raise InputError(path, "expected a non-empty list of annotated frames")
     frames, xy = zip(*(_badja_frame(path, index, entry) for index, entry in enumerate(entries)))
@@ -256,7 +257,7 @@ def read_track_json(path: str | os.PathLike) -> tuple[tuple[str, ...], np.ndarra
         confidence = np.array([[p["confidence"] for p in frame] for frame in frames], np.float32)
         visible = np.array([[p["visible"] for p in frame] for frame in frames], bool)
     except (OSError, UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError) as err:
-        raise InputError(path, f"not a keypoints.json written by colortrack ({_one_line(err)})") from err
+        raise InputError(path, f"not a keypoints.json written by colortrack ({one_line(err)})") from err
     return names, xy.reshape(len(frames), len(names), 2), confidence, visible
 
 
@@ -309,6 +310,3 @@ def _or_nan(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= 160 else text[:157] + "..."

@@ -25,15 +25,15 @@ from PIL import Image, ImageOps
 
 from colortrack.errors import InputError, OutputError
 from colortrack.io.atomic import atomic_write, is_write_error, make_dirs, write_problem
+from colortrack.io.errors import PIL_ERRORS, one_line
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 WRITABLE_VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv")
 DEFAULT_FOLDER_FPS = 24.0
 
-# What PyAV / PIL raise on bad files. av.FFmpegError covers InvalidDataError and friends.
+# What PyAV raises on bad files. av.FFmpegError covers InvalidDataError and friends.
 _AV_ERRORS = (av.FFmpegError, OSError, ValueError, RuntimeError, EOFError, IndexError)
-_PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
 
 @dataclass(frozen=True)
@@ -93,12 +93,6 @@ def _display_matrix(frame: av.VideoFrame) -> tuple[int, int, int, int] | None:
     return None
 
 
-def _one_line(err: BaseException) -> str:
-    """``err`` as a short single line, for an InputError message."""
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
-
-
 def natural_key(name: str) -> list[str | int]:
     """Sort key that orders ``frame2`` before ``frame10`` (digit runs compare as numbers)."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
@@ -127,8 +121,8 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
                 raise InputError(path, "truncated PNG (no IEND chunk at the end of the file)")
             if im.getexif().get(_EXIF_ORIENTATION) in _EXIF_QUARTER_TURNS:
                 width, height = height, width
-    except _PIL_ERRORS as err:
-        raise InputError(path, f"unreadable image ({_one_line(err)})") from err
+    except PIL_ERRORS as err:
+        raise InputError(path, f"unreadable image ({one_line(err)})") from err
     return height, width
 
 
@@ -151,8 +145,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         with Image.open(path) as im:
             im.load()
             rgb = ImageOps.exif_transpose(im).convert("RGB")
-    except _PIL_ERRORS as err:
-        raise InputError(path, f"corrupt or unreadable image ({_one_line(err)})") from err
+    except PIL_ERRORS as err:
+        raise InputError(path, f"corrupt or unreadable image ({one_line(err)})") from err
     return np.asarray(rgb, dtype=np.uint8)
 
 
@@ -192,7 +186,7 @@ class VideoReader:
         try:
             files = list_images(self.path)
         except OSError as err:
-            raise InputError(self.path, f"cannot list folder ({_one_line(err)})") from err
+            raise InputError(self.path, f"cannot list folder ({one_line(err)})") from err
         if not files:
             exts = ", ".join(IMAGE_EXTENSIONS)
             raise InputError(self.path, f"folder has no image files ({exts})")
@@ -229,7 +223,7 @@ class VideoReader:
         try:
             container = av.open(str(self.path), mode="r")
         except _AV_ERRORS as err:
-            raise InputError(self.path, f"unreadable or corrupt video ({_one_line(err)})") from err
+            raise InputError(self.path, f"unreadable or corrupt video ({one_line(err)})") from err
         if not container.streams.video:
             container.close()
             raise InputError(self.path, "file has no video stream")
@@ -248,7 +242,7 @@ class VideoReader:
                     index += 1
         except _AV_ERRORS as err:
             raise InputError(
-                self.path, f"corrupt video: cannot decode frame {index} ({_one_line(err)})"
+                self.path, f"corrupt video: cannot decode frame {index} ({one_line(err)})"
             ) from err
 
     def _to_rgb(self, frame: av.VideoFrame, index: int) -> np.ndarray:

@@ -129,10 +129,14 @@ function renderMask() {
   if ($("show-overlay").checked) {
     const colors = new Map(state.objects.map((o) => [o.id, hexToRgb(o.color)]));
     const ids = state.ids;
+    const width = canvas.width;
     for (let i = 0; i < ids.length; i++) {
       if (!ids[i]) continue;
       const rgb = colors.get(ids[i]) || hexToRgb(davisColor(ids[i]));
-      image.data.set([rgb[0], rgb[1], rgb[2], 140], 4 * i);
+      const x = i % width;
+      const edge = (x > 0 && ids[i - 1] !== ids[i]) || (x < width - 1 && ids[i + 1] !== ids[i])
+        || ids[i - width] !== ids[i] || ids[i + width] !== ids[i];
+      image.data.set([rgb[0], rgb[1], rgb[2], edge ? 255 : 120], 4 * i);
     }
   }
   context.putImageData(image, 0, 0);
@@ -214,13 +218,17 @@ function drawDraft() {
     strokePath(context, state.stroke, brushSize());
   }
   if (state.polygon.length) {
+    const pixel = state.project.width / $("draft").getBoundingClientRect().width;  // one screen pixel
     context.globalAlpha = 1;
-    context.lineWidth = Math.max(1, state.project.width / 400);
-    context.beginPath();
-    context.moveTo(...state.polygon[0]);
-    for (const point of state.polygon.slice(1)) context.lineTo(...point);
-    context.stroke();
-    for (const [x, y] of state.polygon) context.fillRect(x - 1, y - 1, 2, 2);
+    for (const [width, style] of [[4, "#000000"], [2, color]]) {  // a dark rim keeps it visible on any frame
+      context.lineWidth = width * pixel;
+      context.strokeStyle = context.fillStyle = style;
+      context.beginPath();
+      context.moveTo(...state.polygon[0]);
+      for (const point of state.polygon.slice(1)) context.lineTo(...point);
+      context.stroke();
+      for (const [x, y] of state.polygon) context.fillRect(x - (width + 1) * pixel, y - (width + 1) * pixel, 2 * (width + 1) * pixel, 2 * (width + 1) * pixel);
+    }
   }
   context.globalAlpha = 1;
 }
@@ -428,9 +436,9 @@ function showColorFrame() {
   $("color-input").src = projectUrl(`/frames/${state.frame}.jpg?v=${state.version}`);
   const reference = project.references.includes(state.frame);
   $("color-caption").textContent = reference ? "reference (your colour image)" : "colorized";
-  $("color-output").src = reference
-    ? projectUrl(`/references/${state.frame}.png?v=${Date.now()}`)
-    : projectUrl(`/colorized/${state.frame}.jpg?v=${Date.now()}`);
+  if (reference) $("color-output").src = projectUrl(`/references/${state.frame}.png?v=${Date.now()}`);
+  else if (project.colorized || state.job?.kind === "colorize") $("color-output").src = projectUrl(`/colorized/${state.frame}.jpg?v=${Date.now()}`);
+  else $("color-output").removeAttribute("src");
 }
 
 function renderReferences() {

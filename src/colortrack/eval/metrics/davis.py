@@ -36,8 +36,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-VOID_ID = 255
-
+from colortrack.io.masks import VOID_ID
 
 # --------------------------------------------------------------------------- per frame
 
@@ -172,7 +171,7 @@ class ObjectScores:
 
     @property
     def scored(self) -> bool:
-        """Whether the object has any scored frame (its sequence has 3 frames or more)."""
+        """Whether the object has any frame to score (annotated, after its first, not the last)."""
         return np.size(self.J) > 0
 
     @property
@@ -334,5 +333,5 @@ def format_table(summary: Summary) -> str:
     )
     if summary.unscored:
         names = ", ".join(f"{r['sequence']} (object {r['object']})" for r in summary.unscored)
-        lines.append(f"Not scored, no frame between the first and the last: {names}")
+        lines.append(f"Not scored, no annotated frame between the first and the last: {names}")
     return "\n".join(lines)
