@@ -15,7 +15,8 @@ $(BIN)/colortrack: pyproject.toml
 
 setup: $(BIN)/colortrack
 
-# Headless Chromium for tests/test_report.py (renders the HTML report). Installed with apt-get
+# Headless Chromium for tests/test_report.py (renders the HTML report) and tests/test_app_browser.py
+# (drives the annotation app through Playwright, installed by the test extra). Installed with apt-get
 # only when missing; without apt (or root) the browser test skips with a message.
 chromium:
 	@if command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then :; \

@@ -3,7 +3,7 @@
     python benchmarks/colorize_davis.py --root ../shared/data/davis2016-train --out out/colorize \
         [--embedder gray|CHECKPOINT] [--sequences a,b] [--max-frames N] [--refs first 10th first+last] \
         [--methods propagate reference spatiotemporal spatiotemporal+inst propagate+refine] [--refiner RUN_DIR] \
-        [--input-height H] [--threads 1]
+        [--short-side H] [--threads 1]
 
 Each reference setting is one ``colortrack eval colorize`` run (the baselines copy, flow and the
 per-cell ceiling are measured in the same run), into ``OUT/<refs>/`` (finished sequences are
@@ -35,8 +35,8 @@ def run_setting(args: argparse.Namespace, refs: str) -> tuple[dict, str]:
         argv += ["--sequences", args.sequences]
     if args.max_frames:
         argv += ["--max-frames", str(args.max_frames)]
-    if args.input_height:
-        argv += ["--input-height", str(args.input_height)]
+    if args.short_side:
+        argv += ["--short-side", str(args.short_side)]
     if args.refiner:
         argv += ["--refiner", args.refiner]
     if colortrack(argv) != 0:
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--embedder", default="model")
     parser.add_argument("--sequences", default=None)
     parser.add_argument("--max-frames", type=int, default=None)
-    parser.add_argument("--input-height", type=int, default=None)
+    parser.add_argument("--short-side", type=int, default=None)
     parser.add_argument("--refs", nargs="+", default=DEFAULT_REFS)
     parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, help="a method may end in +inst, then +refine")
     parser.add_argument("--refiner", default=None, help="refiner of the +refine methods (default: the shipped one)")

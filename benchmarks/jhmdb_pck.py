@@ -28,15 +28,15 @@ def label_of(spec: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", spec).strip("_")
 
 
-def run_method(spec: str, root: Path, out: Path, clips: str | None) -> dict:
+def run_method(spec: str, benchmark: list[str], out: Path) -> dict:
+    """``colortrack eval`` of one method spec; ``benchmark``: its arguments before ``--method``
+    (e.g. ``["eval", "jhmdb", "--root", ROOT]``)."""
     name, _, rest = spec.partition(":")
     name, _, extra_name = name.partition("+")
     preset, _, extra = rest.partition("+")
     extra = extra or extra_name
-    args = ["eval", "jhmdb", "--root", str(root), "--method", name, "--out", str(out / label_of(spec)), "--quiet"]
+    args = benchmark + ["--method", name, "--out", str(out / label_of(spec)), "--quiet"]
     args += (["--preset", preset] if preset else []) + [flag for flag in extra.split(",") if flag]
-    if clips:
-        args += ["--clips", clips]
     if colortrack(args) != 0:
         raise SystemExit(f"colortrack {' '.join(args)} failed")
     results = json.loads((out / label_of(spec) / "results.json").read_text())
@@ -44,12 +44,12 @@ def run_method(spec: str, root: Path, out: Path, clips: str | None) -> dict:
     return results
 
 
-def table(rows: list[dict]) -> str:
-    keys = [f"PCK@{alpha:g}" for alpha in PCK_ALPHAS]
-    lines = ["| method | " + " | ".join(keys) + " | s/frame | command |", "|---" * (len(keys) + 3) + "|"]
+def table(rows: list[dict], alphas: tuple[float, ...] = PCK_ALPHAS) -> str:
+    keys = [f"PCK@{alpha:g}" for alpha in alphas]
+    lines = ["| method | " + " | ".join(keys) + " | scored | s/frame | command |", "|---" * (len(keys) + 4) + "|"]
     for row in rows:
         cells = " | ".join(f"{row[key]:.1f}" for key in keys)
-        lines.append(f"| {row['label']} | {cells} | {row['seconds_per_frame']:.3f} | `{row['command']}` |")
+        lines.append(f"| {row['label']} | {cells} | {row['scored']} | {row['seconds_per_frame']:.3f} | `{row['command']}` |")
     return "\n".join(lines)
 
 
@@ -60,15 +60,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS)
     parser.add_argument("--clips", default=None)
     args = parser.parse_args(argv)
-    rows = []
-    for spec in args.methods:
-        rows.append(run_method(spec, args.root, args.out, args.clips))
-        print(table(rows[-1:]).splitlines()[-1], flush=True)
-    markdown = table(rows)
-    print(markdown)
-    atomic_write_text(args.out / "summary.md", markdown + "\n")
-    atomic_write_json(args.out / "summary.json", rows)
+    benchmark = ["eval", "jhmdb", "--root", str(args.root)] + (["--clips", args.clips] if args.clips else [])
+    run_all(args.methods, benchmark, args.out, PCK_ALPHAS)
     return 0
+
+
+def run_all(methods: list[str], benchmark: list[str], out: Path, alphas: tuple[float, ...]) -> list[dict]:
+    """Every method in turn, each row printed as it finishes; the table and numbers written to ``out``."""
+    rows = []
+    for spec in methods:
+        rows.append(run_method(spec, benchmark, out))
+        print(table(rows[-1:], alphas).splitlines()[-1], flush=True)
+    markdown = table(rows, alphas)
+    print(markdown)
+    atomic_write_text(out / "summary.md", markdown + "\n")
+    atomic_write_json(out / "summary.json", rows)
+    return rows
 
 
 if __name__ == "__main__":

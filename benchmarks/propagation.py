@@ -38,7 +38,7 @@ from colortrack.io.masks import write_mask
 from colortrack.io.video import VideoWriter
 from colortrack.core.memory import MemoryConfig
 from colortrack.models.registry import DEFAULT_METHOD, make_propagator, resolve_preset
-from colortrack.tasks.track_job import track_video
+from colortrack.tasks.masks import track_video
 from colortrack.demo.synthetic import make_video
 from colortrack.core.tracker import pick_device
 

@@ -1,11 +1,11 @@
 """J&F of one embedder over a grid of inference settings; each frame is embedded once per input height.
 
     python benchmarks/tune_preset.py --root ../shared/data/davis2016-train --method RUN_DIR/ckpt \
-        --grid temperature=0.02,0.1 topk=5,10 radius=8,12 recent=3,7 input_height=240 \
+        --grid temperature=0.02,0.1 topk=5,10 radius=8,12 recent=3,7 short_side=240 \
         [--base default] [--sequences a,b] [--out out/tune]
 
 Every combination of the grid values is run (keys: temperature, topk, radius, recent,
-keep_first, input_height, precision; ``none`` lifts topk or radius). Settings not in the grid come from
+keep_first, short_side, precision; ``none`` lifts topk or radius). Settings not in the grid come from
 ``--base``. The propagation is the library's ``LabelTracker`` and the scores are
 ``colortrack eval davis``'s, so a row here equals that command with the same flags (which the
 table prints). Results are appended to ``OUT/tune.jsonl`` as they finish, and rows already there
@@ -38,7 +38,7 @@ from colortrack.core.tracker import LabelTracker, TrackConfig, pick_device
 AFFINITY_KEYS = ("temperature", "topk", "radius")
 MEMORY_KEYS = ("recent", "keep_first")
 FLAGS = {"temperature": "--temperature", "topk": "--topk", "radius": "--radius", "recent": "--recent",
-         "keep_first": "--first-frame", "input_height": "--input-height", "precision": "--precision"}
+         "keep_first": "--first-frame", "short_side": "--short-side", "precision": "--precision"}
 
 
 class CachedEmbedder:
@@ -87,9 +87,9 @@ def parse_grid(items: list[str]) -> list[dict]:
 def apply(base: TrackConfig, setting: dict) -> TrackConfig:
     affinity = replace(base.affinity, **{k: v for k, v in setting.items() if k in AFFINITY_KEYS})
     memory = replace(base.memory, **{k: v for k, v in setting.items() if k in MEMORY_KEYS})
-    height = setting.get("input_height", base.input_height)
+    height = setting.get("short_side", base.short_side)
     precision = setting.get("precision", base.precision)
-    return replace(base, affinity=affinity, memory=memory, input_height=height, precision=precision)
+    return replace(base, affinity=affinity, memory=memory, short_side=height, precision=precision)
 
 
 def command_flags(setting: dict) -> str:
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     log = args.out / "tune.jsonl"
     done = {json.dumps(row["setting"], sort_keys=True) for row in map(json.loads, log.open())} if log.exists() else set()
     tag = {"method": args.method, "base": args.base, "sequences": [s.name for s in dataset.sequences]}
-    for setting in sorted(parse_grid(args.grid), key=lambda s: (str(s.get("input_height")), str(s.get("precision")))):
+    for setting in sorted(parse_grid(args.grid), key=lambda s: (str(s.get("short_side")), str(s.get("precision")))):
         if json.dumps({**tag, **setting}, sort_keys=True) in done:
             continue
         config = apply(base, setting)

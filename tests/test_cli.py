@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from colortrack.cli.main import main
+from colortrack.io.davis import write_sequence
 from colortrack.io.masks import read_mask, write_mask
 from colortrack.io.video import VideoReader, write_frames_png, write_video
 from colortrack.demo.synthetic import make_video
@@ -20,6 +21,7 @@ def clip(tmp_path_factory):
     video = make_video(num_frames=10, height=64, width=96, num_objects=2, seed=4)
     write_video(folder / "video.mp4", video.frames, video.fps)
     write_mask(folder / "first.png", video.masks[0])
+    write_mask(folder / "sixth.png", video.masks[5])
     return folder, video
 
 
@@ -29,11 +31,7 @@ def davis_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("davis")
     for name, objects, seed in (("alpha", 1, 1), ("beta", 2, 2)):
         video = make_video(num_frames=8, height=48, width=64, num_objects=objects, seed=seed)
-        write_frames_png(root / "JPEGImages" / "480p" / name, video.frames)
-        for index, mask in enumerate(video.masks):
-            path = root / "Annotations" / "480p" / name / f"{index:05d}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_mask(path, mask)
+        write_sequence(root, name, video.frames, video.masks)
     return root
 
 
@@ -54,6 +52,17 @@ def test_track_writes_native_size_masks_and_an_overlay(clip, tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["method"] == "model"
 
 
+def test_track_from_two_keyframes_keeps_both_annotations(clip, tmp_path):
+    folder, video = clip
+    args = ["track", str(folder / "video.mp4"), "--mask", str(folder / "first.png"), "--mask", f"{folder / 'sixth.png'}@5"]
+    assert main([*args, "--out", str(tmp_path), "--quiet", "--method", "color", "--no-overlay"]) == 0
+    masks = sorted((tmp_path / "masks").glob("*.png"))
+    assert len(masks) == 10
+    np.testing.assert_array_equal(read_mask(masks[0]), video.masks[0])
+    np.testing.assert_array_equal(read_mask(masks[5]), video.masks[5])
+    assert set(json.loads((tmp_path / "config.json").read_text())["inputs"]["keyframes"]) == {"0", "5"}
+
+
 @pytest.mark.parametrize("method", ["identity", "flow", "color"])
 def test_eval_davis_writes_predictions_and_results(davis_root, tmp_path, method):
     out = tmp_path / method
@@ -61,8 +70,28 @@ def test_eval_davis_writes_predictions_and_results(davis_root, tmp_path, method)
     results = json.loads((out / "results.json").read_text())
     assert {"J&F", "J", "F", "J-Recall", "J-Decay", "sequences", "seconds_per_frame"} <= set(results)
     assert [row["sequence"] for row in results["sequences"]] == ["alpha", "beta", "beta"]
-    assert 0.0 <= results["J&F"] <= 100.0
     assert len(list((out / "beta").glob("*.png"))) == 8
+    # the results are the scores of the written predictions; identity's stand still, flow's follow the motion
+    predicted = _davis_scores(davis_root, lambda seq: [read_mask(p) for p in sorted((out / seq.name).glob("*.png"))])
+    standing = _davis_scores(davis_root, lambda seq: [seq.first_mask()] * len(seq))
+    for key in ("J&F", "J", "F"):
+        assert results[key] == pytest.approx(predicted[key])
+    assert results["J&F"] == pytest.approx((results["J"] + results["F"]) / 2)
+    if method == "identity":
+        assert results["J&F"] == pytest.approx(standing["J&F"])
+    if method == "flow":
+        assert results["J&F"] > standing["J&F"] + 5
+
+
+def _davis_scores(root, predict) -> dict:
+    """The summary of DAVIS scores of ``predict(sequence)`` (a list of id masks) on every sequence."""
+    from colortrack.eval.metrics.davis import evaluate_sequence, summarize
+    from colortrack.io.davis import DavisDataset
+
+    scores = []
+    for sequence in DavisDataset(root).sequences:
+        scores.extend(evaluate_sequence(sequence.name, np.stack(predict(sequence)), sequence.read_masks()))
+    return summarize(scores).to_json()
 
 
 def test_eval_identity_scores_a_static_video_perfectly(tmp_path):
@@ -105,6 +134,10 @@ def test_eval_refuses_to_mix_configurations(davis_root, tmp_path):
         (lambda d, c: ["track", c / "video.mp4", "--mask", c / "first.png", "--out", d / "o", "--method", "nope"], "unknown method 'nope'"),
         (lambda d, c: ["track", c / "video.mp4", "--mask", c / "first.png", "--out", d / "afile"], "afile: output path exists and is not a folder"),
         (lambda d, c: ["eval", "davis", "--root", d / "nodavis", "--out", d / "o"], "nodavis"),
+        (lambda d, c: ["track", c / "video.mp4", "--mask", f"{c / 'sixth.png'}@10", "--out", d / "o"], "sixth.png: frame index 10 is out of range: the video has frames 0..9"),
+        (lambda d, c: ["track", c / "video.mp4", "--mask", c / "first.png", "--mask", f"{d / 'small.png'}@4", "--out", d / "o"], "small.png: mask is 32x16 but the video is 96x64"),
+        (lambda d, c: ["track", c / "video.mp4", "--mask", c / "first.png", "--mask", f"{c / 'sixth.png'}@0", "--out", d / "o"], "frame 0 is already annotated by"),
+        (lambda d, c: ["track", c / "video.mp4", "--mask", f"{c / 'sixth.png'}@x", "--out", d / "o"], "is not a whole number"),
     ],
 )
 def test_bad_input_fails_with_one_clear_line(clip, tmp_path, make_args, expected):
@@ -130,7 +163,8 @@ def test_demo_runs_end_to_end(tmp_path):
 
 
 def test_command_line_overrides_the_preset():
-    from colortrack.cli.main import build_parser, track_config
+    from colortrack.cli.main import build_parser
+    from colortrack.cli.options import track_config
 
     args = build_parser().parse_args(
         ["track", "v.mp4", "--mask", "m.png", "--out", "o", "--preset", "paper", "--topk", "5", "--radius", "0", "--recent", "7", "--first-frame", "keep"]
@@ -138,3 +172,13 @@ def test_command_line_overrides_the_preset():
     config = track_config(args)
     assert (config.affinity.topk, config.affinity.radius, config.affinity.temperature) == (5, None, 0.5)
     assert (config.memory.recent, config.memory.keep_first) == (7, True)
+
+
+def test_input_height_is_an_old_name_of_short_side():
+    from colortrack.cli.main import build_parser
+    from colortrack.cli.options import track_config
+
+    base = ["track", "v.mp4", "--mask", "m.png", "--out", "o"]
+    assert track_config(build_parser().parse_args(base)).short_side == 240
+    assert track_config(build_parser().parse_args([*base, "--short-side", "0"])).short_side is None
+    assert track_config(build_parser().parse_args([*base, "--input-height", "360"])).short_side == 360

@@ -27,6 +27,7 @@ from colortrack.io.masks import write_mask
 from colortrack.io.video import VideoReader, write_frames_png, write_video
 from colortrack.core.lab import lab_to_rgb, rgb_to_lab
 from colortrack.eval.metrics.color import (
+    PSNR_CAP,
     ColorScores,
     outlier_curve,
     outlier_percent,
@@ -305,17 +306,26 @@ def test_cli_rejects_a_reference_of_another_size(clip, tmp_path, capsys):
 
 def test_eval_colorize_measures_methods_and_baselines(tmp_path):
     root = tmp_path / "davis"
-    for name, seed in (("alpha", 1), ("beta", 2)):
-        video = make_video(num_frames=5, height=32, width=48, num_objects=1, seed=seed)
-        write_frames_png(root / "JPEGImages" / "480p" / name, video.frames)
-        for index, mask in enumerate(video.masks):
-            write_mask(root / "Annotations" / "480p" / name / f"{index:05d}.png", mask)
+    moving = make_video(num_frames=5, height=32, width=48, num_objects=1, seed=1)
+    scenes = [make_video(num_frames=1, height=32, width=48, num_objects=1, seed=seed).frames[0] for seed in (2, 3)]
+    cut = np.stack([scenes[0]] * 3 + [scenes[1]] * 2)  # two still shots: frames 1, 2 nearest frame 0, 3 frame 4
+    for name, frames in (("moving", moving.frames), ("cut", cut)):
+        write_frames_png(root / "JPEGImages" / "480p" / name, frames)
+        for index in range(5):
+            write_mask(root / "Annotations" / "480p" / name / f"{index:05d}.png", moving.masks[index])
     out = tmp_path / "eval"
     argv = ["eval", "colorize", "--root", str(root), "--refs", "first+last", "--out", str(out), "--quiet"]
     assert main([*argv, "--method", "propagate,spatiotemporal+inst"]) == 0
     results = json.loads((out / "results.json").read_text())
-    assert list(results["methods"]) == ["propagate", "spatiotemporal+inst", "copy", "flow", "cells"]
-    for summary in results["methods"].values():
-        assert summary["frames"] == 3 and 10 < summary["psnr"] < 100 and 0 <= summary["outliers"] <= 100
-    assert set(results["sequences"]) == {"alpha", "beta"}
+    methods = ["propagate", "spatiotemporal+inst", "copy", "flow", "cells"]
+    assert list(results["methods"]) == methods and set(results["sequences"]) == {"moving", "cut"}
+    per_sequence = results["sequences"]
+    for name in methods:
+        assert results["methods"][name]["frames"] == 3  # the two references are not scored
+        for key in ("psnr", "outliers"):
+            mean = (per_sequence["moving"][name][key] + per_sequence["cut"][name][key]) / 2
+            assert results["methods"][name][key] == pytest.approx(mean)
+    # copying the nearest reference's colours is exact on still shots and wrong where things move
+    assert per_sequence["cut"]["copy"]["psnr"] == PSNR_CAP and per_sequence["cut"]["copy"]["outliers"] == 0
+    assert per_sequence["moving"]["copy"]["psnr"] < PSNR_CAP and per_sequence["moving"]["copy"]["outliers"] > 0
     assert main([*argv, "--method", "reference"]) == 2  # another configuration in the same folder

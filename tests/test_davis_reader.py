@@ -73,11 +73,37 @@ def test_missing_root_and_layout(tmp_path: Path) -> None:
         DavisDataset(tmp_path)
 
 
-def test_frame_and_mask_count_mismatch_names_sequence(tmp_path: Path) -> None:
+def test_masks_of_some_frames_are_paired_with_their_frames_by_name(tmp_path: Path) -> None:
+    root = make_tree(tmp_path, {"a": 2, "b": 5})
+    (root / "Annotations" / "480p" / "b" / "00001.png").unlink()
+    (root / "Annotations" / "480p" / "b" / "00003.png").unlink()
+    seq = DavisDataset(root)["b"]
+    assert seq.mask_frames == [0, 2, 4] and not seq.dense and DavisDataset(root)["a"].dense
+    assert seq.read_masks().shape == (3, H, W)
+    assert seq.output_name(3) == "00003.png"
+
+
+def test_a_mask_without_its_frame_or_a_sequence_without_masks_is_refused(tmp_path: Path) -> None:
     root = make_tree(tmp_path, {"a": 2, "b": 3})
-    (root / "Annotations" / "480p" / "b" / "00002.png").unlink()
-    with pytest.raises(InputError, match="sequence 'b' has 3 frames but 2 masks"):
+    stray = root / "Annotations" / "480p" / "b" / "00007.png"
+    write_mask(stray, np.zeros((H, W), np.uint8))
+    with pytest.raises(InputError, match="no frame named 00007 for this mask"):
         DavisDataset(root)
+    stray.unlink()
+    for mask in (root / "Annotations" / "480p" / "a").glob("*.png"):
+        mask.unlink()
+    with pytest.raises(InputError, match="sequence 'a' has no masks"):
+        DavisDataset(root)
+
+
+def test_first_appearances_give_each_object_where_it_first_appears(tmp_path: Path) -> None:
+    seq = DavisDataset(make_tree(tmp_path, {"b": 4}))["b"]
+    masks = seq.read_masks()
+    masks[:2][masks[:2] == 2] = 0  # object 2 enters on frame 2
+    appearances = seq.first_appearances(masks)
+    assert sorted(appearances) == [0, 2]
+    np.testing.assert_array_equal(appearances[0], masks[0])
+    np.testing.assert_array_equal(appearances[2], np.where(masks[2] == 2, 2, 255))
 
 
 def test_mask_of_wrong_size(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from colortrack.core.memory import ContextMemory, MemoryConfig
+from colortrack.errors import InputError
 
 
 def add_frames(memory, indices):
@@ -38,5 +39,13 @@ def test_first_frame_only():
 def test_empty_memory_and_empty_policy_are_errors():
     with pytest.raises(RuntimeError):
         ContextMemory(MemoryConfig()).context()
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError, match="must keep the first frame"):
         ContextMemory(MemoryConfig(keep_first=False, recent=0))
+
+
+def test_pinned_frames_stay_for_good_between_the_first_and_the_recent_ones():
+    memory = ContextMemory(MemoryConfig(keep_first=True, recent=2))
+    add_frames(memory, [0])
+    memory.pin(torch.full((2, 3, 3), 40.0), torch.full((1, 3, 3), 40.0))
+    add_frames(memory, range(1, 6))
+    assert frame_indices(memory) == [0, 40, 4, 5]

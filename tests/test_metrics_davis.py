@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -214,20 +213,45 @@ def test_first_and_last_frames_are_not_scored():
     np.testing.assert_array_equal(s.J, [0.0, 1.0])
 
 
-def test_number_of_objects_is_the_max_id_of_the_first_frame():
+def test_number_of_objects_is_the_max_id_annotated():
     gt = np.zeros((3, 10, 10), np.uint8)
     gt[0, 0:2, 0:2] = 1
     gt[0, 5:7, 5:7] = 3  # id 2 absent: still objects 1, 2, 3
     gt[0, 9, 9] = 255  # void is no object
     gt[1, 0:2, 0:2] = 1
-    gt[1, 8:10, 0:2] = 4  # appears later: not scored
+    gt[1, 8:10, 0:2] = 4  # appears on frame 1: scored from frame 2, the last one, so not at all
     pred = np.zeros_like(gt)
     pred[1, 0:2, 0:2] = 1
     scores = evaluate_sequence("s", pred, gt)
-    assert [s.object_id for s in scores] == [1, 2, 3]
-    assert [float(s.J[0]) for s in scores] == [1.0, 1.0, 1.0]  # 2 and 3 absent in both
+    assert [s.object_id for s in scores] == [1, 2, 3, 4]
+    assert [float(s.J[0]) for s in scores[:3]] == [1.0, 1.0, 1.0]  # 2 and 3 absent in both
+    assert not scores[3].scored
     pred[1, 5, 5] = 3  # a false positive of object 3
     assert evaluate_sequence("s", pred, gt)[2].J[0] == 0.0
+
+
+def test_an_object_that_appears_later_is_scored_after_its_first_annotation():
+    gt = np.zeros((6, 10, 10), np.uint8)
+    gt[:, 0:3, 0:3] = 1
+    gt[2:, 6:9, 6:9] = 2
+    pred = gt.copy()
+    pred[2] = 0  # object 2's given frame: not scored
+    pred[4, 6:9, 6:9] = 0
+    one, two = evaluate_sequence("s", pred, gt)
+    np.testing.assert_array_equal(one.J, [1.0, 0.0, 1.0, 1.0])
+    np.testing.assert_array_equal(two.J, [1.0, 0.0])
+
+
+def test_sparse_annotations_are_scored_on_their_own_frames_only():
+    gt = np.zeros((4, 10, 10), np.uint8)
+    gt[:, 0:3, 0:3] = 1
+    pred = gt.copy()
+    pred[1] = 0
+    pred[3] = 0  # frame 20, the video's last: not scored
+    (s,) = evaluate_sequence("s", pred, gt, frames=[0, 5, 10, 20], num_frames=21)
+    np.testing.assert_array_equal(s.J, [0.0, 1.0])
+    (s,) = evaluate_sequence("s", pred, gt, frames=[0, 5, 10, 20], num_frames=40)
+    np.testing.assert_array_equal(s.J, [0.0, 1.0, 0.0])
 
 
 def test_evaluate_sequence_rejects_bad_input():
@@ -238,7 +262,7 @@ def test_evaluate_sequence_rejects_bad_input():
     with pytest.raises(ValueError):
         evaluate_sequence("s", np.zeros((2, 10, 10), np.uint8), gt)
     pred = np.zeros_like(gt)
-    pred[1, 0, 0] = 2  # an id the first frame does not have
+    pred[1, 0, 0] = 2  # an id no frame has
     with pytest.raises(ValueError):
         evaluate_sequence("s", pred, gt)
 
@@ -284,7 +308,7 @@ def test_summarize_averages_per_object_means():
 def test_summary_json_and_table():
     summary = summarize(list(_two_objects()))
     out = summary.to_json()
-    assert set(out) == {"J&F", "J", "F", "J-Recall", "J-Decay", "F-Recall", "F-Decay", "sequences"}
+    assert set(out) == {"J&F", "J", "F", "J-Recall", "J-Decay", "F-Recall", "F-Decay", "sequences", "unscored"}
     assert out["J&F"] == pytest.approx(68.75)
     assert out["J-Decay"] == pytest.approx(-25.0)
     assert json.loads(json.dumps(out))["sequences"][1]["J&F"] == pytest.approx(62.5)
@@ -295,5 +319,23 @@ def test_summary_json_and_table():
     assert overall.split()[1:] == ["68.8", "62.5", "75.0"]
 
 
-def test_summarize_empty_is_nan():
-    assert math.isnan(summarize([]).JF_mean)
+def test_nothing_to_score_is_an_error_not_nan():
+    with pytest.raises(ValueError, match="no object has a frame to score"):
+        summarize([])
+    two_frames = evaluate_sequence("short", np.zeros((2, 8, 8), np.uint8), np.ones((2, 8, 8), np.uint8))
+    with pytest.raises(ValueError, match="no object has a frame to score"):
+        summarize(two_frames)
+
+
+def test_a_two_frame_sequence_is_listed_not_averaged():
+    gt = np.zeros((2, 8, 8), np.uint8)
+    gt[:, 2:6, 2:6] = 1
+    short = evaluate_sequence("short", gt, gt)
+    summary = summarize([*_two_objects(), *short])
+    assert summary.JF_mean == pytest.approx(68.75)  # a and b alone
+    assert summary.unscored == [{"sequence": "short", "object": 1}]
+    out = json.dumps(summary.to_json(), allow_nan=False)  # raises on NaN
+    assert json.loads(out)["unscored"] == [{"sequence": "short", "object": 1}]
+    table = format_table(summary)
+    assert "nan" not in table.lower()
+    assert table.splitlines()[-1] == "Not scored, no annotated frame between the first and the last: short (object 1)"

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -110,10 +111,9 @@ def test_embed_writes_frames_and_embeddings_side_by_side(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def two_evals(tmp_path_factory):
-    """A generated DAVIS-layout dataset with attributes, evaluated with identity and flow."""
-    base = tmp_path_factory.mktemp("report")
-    root = base / "davis"
+def davis_root(tmp_path_factory):
+    """A generated DAVIS-layout dataset with attributes: alpha (one object), beta (two)."""
+    root = tmp_path_factory.mktemp("davis")
     for name, objects, seed in (("alpha", 1, 1), ("beta", 2, 2)):
         video = make_video(num_frames=8, height=48, width=64, num_objects=objects, seed=seed)
         write_frames_png(root / "JPEGImages" / "480p" / name, video.frames)
@@ -122,6 +122,13 @@ def two_evals(tmp_path_factory):
     (root / "db_info.yml").write_text(
         "sequences:\n- {name: alpha, attributes: [FM, OCC]}\n- {name: beta, attributes: [FM]}\n"
     )
+    return root
+
+
+@pytest.fixture(scope="module")
+def two_evals(tmp_path_factory, davis_root):
+    """The generated dataset evaluated with identity and flow, and their report."""
+    base, root = tmp_path_factory.mktemp("report"), davis_root
     dirs = []
     for method in ("identity", "flow"):
         out = base / method
@@ -137,8 +144,8 @@ def test_report_is_self_contained_with_tables_plots_and_caches(two_evals):
     page = report.read_text()
     assert "http://" not in page and "https://" not in page  # nothing fetched from the network
     assert page.count("<tr class='seq'>") == 2
-    assert page.count("src='data:image/png;base64,") >= 3  # time, attributes, odds ratios
-    assert "src='data:image/jpeg;base64," in page  # contact sheets
+    assert page.count("src='data:image/png;base64,") == 3  # time, attributes, odds ratios
+    assert page.count("src='data:image/jpeg;base64,") == 2  # one contact sheet per sequence
     cache = json.loads((dirs[0] / "report_colorization.json").read_text())
     assert cache["settings"]["embedder"] == "gray"
     assert sorted(cache["sequences"]["alpha"]) == ["2", "4", "6"]  # every 2nd frame, last (7) excluded
@@ -168,7 +175,7 @@ def test_report_renders_in_headless_chromium(two_evals, tmp_path):
     assert dom.count('<tr class="seq">') == 2
     for plot in ("plot-time", "plot-attributes", "plot-failures"):
         assert f'id="{plot}"' in dom
-    assert dom.count("<img") >= 5  # 3 plots + 2 contact sheets
+    assert dom.count("<img") == 5  # 3 plots + 2 contact sheets
     assert 'id="sequences"' in dom and 'id="failures"' in dom
 
 
@@ -187,3 +194,40 @@ def test_report_reads_an_unfinished_eval_folder(two_evals, tmp_path):
     assert "1 evaluated by every method" in page
     finished = json.loads((dirs[1] / "results.json").read_text())["sequences"][0]
     assert finished["sequence"] == "alpha" and f"{finished['J']:.1f}" in page
+
+
+def _failure_row(page: str, label: str) -> list[str]:
+    table = page.split("<table id='failures'>", 1)[1].split("</table>", 1)[0]
+    row = next(r for r in table.split("<tr>") if r.startswith(f"<td>{label}</td>"))
+    return re.findall(r"<td[^>]*>(.*?)</td>", row)
+
+
+def _check_failure_row(page: str, folder: Path) -> None:
+    """The page's failure table row of ``folder`` is the 2x2 table and odds ratio of its cached
+    per-frame J (frame t at index t - 1) and colorization errors."""
+    frame_j = json.loads((folder / "report_frames.json").read_text())["sequences"]
+    errors = json.loads((folder / "report_colorization.json").read_text())["sequences"]
+    pairs = [(frame_j[name]["J"][int(t) - 1], error) for name in errors for t, error in errors[name].items()]
+    cells = failure_table(np.array([j for j, _ in pairs]), np.array([e for _, e in pairs]))
+    expected = odds_ratio(*cells)
+    label, note, frames, *table, ratio, interval = _failure_row(page, folder.name)
+    assert [int(x) for x in table] == list(cells) and int(frames) == len(pairs)
+    assert ratio == f"{expected.ratio:.2f}" + (" *" if expected.corrected else "")
+    assert interval == f"{expected.low:.2f} &ndash; {expected.high:.2f}"
+
+
+def test_report_failure_tables_are_those_of_the_cached_scores(two_evals):
+    _, dirs, report = two_evals
+    for folder in dirs:
+        _check_failure_row(report.read_text(), folder)
+
+
+def test_report_gives_the_odds_ratio_of_the_shipped_model(davis_root, tmp_path):
+    out = tmp_path / "model"
+    assert main(["eval", "davis", "--root", str(davis_root), "--method", "model", "--out", str(out), "--quiet"]) == 0
+    report = tmp_path / "report.html"
+    assert main(["report", str(out), "--out", str(report), "--color-step", "2", "--no-sheets", "--quiet"]) == 0
+    label, note, frames, *_ = _failure_row(report.read_text(), "model")
+    assert note == "embedder model" and int(frames) == 6  # frames 2, 4, 6 of both sequences
+    assert json.loads((out / "report_colorization.json").read_text())["settings"]["embedder"] == "model"
+    _check_failure_row(report.read_text(), out)

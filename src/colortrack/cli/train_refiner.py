@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from colortrack.tasks.colorize import METHODS
+from colortrack.defaults import COLORIZE_METHODS as METHODS
 from colortrack.errors import InputError, run_with_clear_errors
 from colortrack.cli.train import add_common_arguments, given_options, merged_config
 from colortrack.train.refine_trainer import (
@@ -25,7 +25,7 @@ from colortrack.train.refine_trainer import (
 )
 
 _OPTIONS = (
-    "embedder", "method", "input_height", "cache_short_side", "cache_dir", "fps", "segment_frames",
+    "embedder", "method", "short_side", "cache_short_side", "cache_dir", "fps", "segment_frames",
     "segments_per_video", "steps", "batch_size", "crop_size", "perfect", "temporal_weight", "precision", "workers",
     "device", "log_every", "checkpoint_every", "keep_checkpoints", "seed",
 )
@@ -33,7 +33,7 @@ _OPTIONS = (
 
 def add_train_refiner_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "train-refiner", help="train the colourization refiner on unlabelled colour videos", description=__doc__,
+        "train-refiner", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_train_refiner_arguments(parser)
@@ -48,7 +48,7 @@ def add_train_refiner_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--embedder", help="embedder of the warping: 'model' (the shipped one, default), 'gray' or a checkpoint")
     add("--method", choices=METHODS, help="warping method (default propagate)")
-    add("--input-height", type=int, help="frames are resized to this height before embedding (default 240)")
+    add("--short-side", "--input-height", type=int, help="resize frames so that their shorter side has this many pixels before embedding (default 240)")
     add("--segment-frames", type=int, help="frames per warped segment, the first is the reference (default 10)")
     add("--segments-per-video", type=int, help="warped segments per video (default 1)")
     add("--crop-size", type=int, help="square crop side (default 96)")

@@ -1,4 +1,4 @@
-"""Which past frames a target frame attends to: the first frame and the last n predictions."""
+"""Which frames a target frame attends to: the first frame, pinned keyframes and the last n predictions."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from colortrack.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -19,13 +21,18 @@ class MemoryConfig:
 
 
 class ContextMemory:
-    """Holds (embedding, labels) pairs of context frames. Embeddings are stored once, never recomputed."""
+    """Holds (embedding, labels) pairs of context frames. Embeddings are stored once, never recomputed.
+
+    Besides the first frame and the recent ones, any number of frames can be pinned (annotated
+    keyframes): they stay in the context for good, whatever ``config`` says.
+    """
 
     def __init__(self, config: MemoryConfig):
         if config.recent < 1 and not config.keep_first:
-            raise ValueError("memory must keep the first frame or at least one recent frame")
+            raise InputError("memory", "must keep the first frame or at least one recent frame")
         self.config = config
         self._first: tuple[Tensor, Tensor] | None = None
+        self._pinned: list[tuple[Tensor, Tensor]] = []
         self._recent: deque[tuple[Tensor, Tensor]] = deque(maxlen=max(config.recent, 0) or None)
 
     def add(self, key: Tensor, value: Tensor) -> None:
@@ -35,9 +42,14 @@ class ContextMemory:
         elif self.config.recent > 0:
             self._recent.append((key, value))
 
+    def pin(self, key: Tensor, value: Tensor) -> None:
+        """key: (C, h, w); value: (L, h, w) labels of an annotated frame kept for the whole video."""
+        self._pinned.append((key, value))
+
     def context(self) -> tuple[Tensor, Tensor]:
-        """Returns keys (N, C, h, w) and values (N, L, h, w), oldest first."""
-        frames = ([self._first] if self._first is not None else []) + list(self._recent)
+        """Returns keys (N, C, h, w) and values (N, L, h, w): the first frame, the pinned ones,
+        then the recent ones, oldest first."""
+        frames = ([self._first] if self._first is not None else []) + self._pinned + list(self._recent)
         if not frames:
             raise RuntimeError("memory is empty: add the first frame before asking for context")
         keys, values = zip(*frames)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
@@ -12,29 +12,35 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from colortrack.core.affinity import AffinityConfig, attend
+from colortrack.errors import InputError
 from colortrack.models.embedders.base import Embedder
 from colortrack.core.memory import ContextMemory, MemoryConfig
 from colortrack.core.precision import PRECISIONS, autocast
+from colortrack.errors import InputError
+
+_NOTHING_KNOWN = 1e-6
 
 
 @dataclass(frozen=True)
 class TrackConfig:
     """Everything that decides how labels travel from frame to frame.
 
-    input_height: frames are resized to this height (width keeps the aspect ratio) before
-    encoding, both rounded to a multiple of the embedder's stride; None keeps the native height.
+    short_side: frames are resized so that their shorter side (the height of a landscape frame,
+    the width of a portrait one) has this many pixels, keeping the aspect ratio, before encoding;
+    both sides are rounded to a multiple of the embedder's stride. None keeps the native size.
+    Configs saved before the rename (``input_height``, which fixed the height) load as this.
     precision: autocast of a neural embedder (an ``nn.Module``): fp32, bf16, fp16 or auto (see
     :func:`colortrack.core.precision.autocast_dtype`); hand-made embedders and the affinity stay fp32.
     """
 
     affinity: AffinityConfig = field(default_factory=AffinityConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
-    input_height: int | None = None
+    short_side: int | None = None
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+            raise InputError("precision", f"must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -44,7 +50,7 @@ class TrackConfig:
         return cls(
             affinity=AffinityConfig(**data["affinity"]),
             memory=MemoryConfig(**data["memory"]),
-            input_height=data.get("input_height"),
+            short_side=data.get("short_side", data.get("input_height")),
             precision=data.get("precision", "fp32"),
         )
 
@@ -56,12 +62,13 @@ PRESETS: dict[str, TrackConfig] = {
         memory=MemoryConfig(keep_first=False, recent=3),
     ),
     # The shipped model's settings, chosen by measurement on davis2016-train (docs/benchmarks.md):
-    # its training temperature; frames embedded at 240 rows (stride-4 cells of 8 native pixels);
+    # its training temperature; frames embedded with a short side of 240 (stride-4 cells of 8 native
+    # pixels at 480p);
     # first + 7 recent frames, the longest context that keeps 480p tracking above 5 fps on 2 CPU cores.
     "default": TrackConfig(
         affinity=AffinityConfig(temperature=1.0, topk=10, radius=12),
         memory=MemoryConfig(keep_first=True, recent=7),
-        input_height=240,
+        short_side=240,
         precision="bf16",
     ),
     # The training-free colour embedder's (cosine similarities): chosen the same way.
@@ -72,13 +79,31 @@ PRESETS: dict[str, TrackConfig] = {
 }
 
 
+Pinned = Sequence[tuple[np.ndarray, np.ndarray]]
+
+
 class Propagator(Protocol):
     """Anything that carries soft labels from the first frame through a video."""
 
-    def track(self, frames: Iterable[np.ndarray], first_labels: np.ndarray) -> Iterator[np.ndarray]:
-        """frames: RGB (H, W, 3) uint8, first one annotated; first_labels: (L, H, W) float32.
+    def track(
+        self, frames: Iterable[np.ndarray], first_labels: np.ndarray, pinned: Pinned = ()
+    ) -> Iterator[np.ndarray]:
+        """frames: RGB (H, W, 3) uint8, first one annotated; first_labels: (L, H, W) float32, a
+        distribution over the L labels per pixel, or all 0 where unknown (void: no weight).
+        pinned: more annotated frames, (frame (H, W, 3) uint8, labels (L, H, W) float32) pairs,
+        that a propagator able to use non-adjacent references keeps in its context for good.
         Yields (L, H, W) float32 label probabilities for every frame, the first included."""
         ...
+
+
+def split_first(frames: Iterable[np.ndarray]) -> tuple[np.ndarray, Iterator[np.ndarray]]:
+    """The first frame and an iterator over the rest; InputError when there are no frames (a
+    :class:`colortrack.io.video.VideoReader` names the file itself)."""
+    stream = iter(frames)
+    first = next(stream, None)
+    if first is None:
+        raise InputError("video", "has no frames")
+    return first, stream
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -97,23 +122,31 @@ class LabelTracker:
         self.device = device or pick_device()
 
     @torch.no_grad()
-    def track(self, frames: Iterable[np.ndarray], first_labels: np.ndarray) -> Iterator[np.ndarray]:
-        stream = iter(frames)
-        first = next(stream)
+    def track(
+        self, frames: Iterable[np.ndarray], first_labels: np.ndarray, pinned: Pinned = ()
+    ) -> Iterator[np.ndarray]:
+        first, stream = split_first(frames)
         native_size = first.shape[:2]
-        if first_labels.shape[1:] != native_size:
-            raise ValueError(f"labels {first_labels.shape[1:]} do not match the frame {native_size}")
         memory = ContextMemory(self.config.memory)
-        key = self.embed(first)
-        labels = torch.from_numpy(first_labels).to(self.device, torch.float32)
-        memory.add(key, F.adaptive_avg_pool2d(labels, key.shape[-2:]))
+        memory.add(*self._annotated(first, first_labels))
+        for frame, labels in pinned:
+            memory.pin(*self._annotated(frame, labels))
         yield first_labels.astype(np.float32, copy=False)
         for frame in stream:
             key = self.embed(frame)
             keys, values = memory.context()
-            predicted = attend(key[None], keys[None], values[None], self.config.affinity)[0]
+            groups = _known_references(values)
+            predicted = _over_known(attend(key[None], keys[None], values[None], self.config.affinity, groups=groups)[0])
             memory.add(key, predicted)
             yield _upsample(predicted, native_size)
+
+    def _annotated(self, frame: np.ndarray, labels: np.ndarray) -> tuple[Tensor, Tensor]:
+        """The (key (C, h, w), labels (L, h, w)) context entry of an annotated frame."""
+        if labels.shape[1:] != frame.shape[:2]:
+            raise InputError("labels", f"{labels.shape[1:]} do not match the frame {frame.shape[:2]}")
+        key = self.embed(frame)
+        values = torch.from_numpy(labels).to(self.device, torch.float32)
+        return key, _over_known(F.adaptive_avg_pool2d(values, key.shape[-2:]))
 
     def embed(self, frame: np.ndarray) -> Tensor:
         """frame: (H, W, 3) uint8 RGB. Returns (C, h, w) on the tracker's device."""
@@ -125,15 +158,38 @@ class LabelTracker:
             return self.embedder.encode(image)[0].float()
 
     def input_size(self, native_size: tuple[int, int]) -> tuple[int, int]:
-        height, width = native_size
-        target = self.config.input_height or height
-        stride = self.embedder.stride
-        scaled_width = width * target / height
-        return _round_to(target, stride), _round_to(scaled_width, stride)
+        """``(h, w)`` the embedder sees for frames of ``native_size`` ``(H, W)``."""
+        return input_size(native_size, self.config.short_side, self.embedder.stride)
+
+
+def input_size(native_size: tuple[int, int], short_side: int | None, stride: int) -> tuple[int, int]:
+    """``(h, w)``: ``native_size`` ``(H, W)`` scaled so that its shorter side is ``short_side``
+    (None: native), each side rounded to a multiple of ``stride`` (at least one stride)."""
+    height, width = native_size
+    scale = short_side / min(height, width) if short_side else 1.0
+    return _round_to(height * scale, stride), _round_to(width * scale, stride)
 
 
 def _round_to(value: float, multiple: int) -> int:
     return max(multiple, int(round(value / multiple)) * multiple)
+
+
+def _over_known(labels: Tensor) -> Tensor:
+    """labels: (L, h, w) whose channels sum to at most 1: less where part of the pixels (or
+    references) behind a cell were unknown (all-zero labels, e.g. void). Each cell's labels as a
+    distribution over its known part; cells with nothing known stay 0."""
+    mass = labels.sum(0, keepdim=True)
+    return torch.where(mass > _NOTHING_KNOWN, labels / mass.clamp_min(_NOTHING_KNOWN), labels)
+
+
+def _known_references(values: Tensor) -> tuple[Tensor, Tensor] | None:
+    """values: (N, L, h, w) of the context. Groups for :func:`attend` that keep every target to
+    the reference cells with a known label (before top-k), or None when all are known."""
+    known = values.sum(dim=1) > _NOTHING_KNOWN  # (N, h, w)
+    if bool(known.all()):
+        return None
+    targets = torch.zeros((1, *known.shape[-2:]), device=values.device)
+    return targets, (~known).float()[None]
 
 
 def _upsample(labels: Tensor, size: tuple[int, int]) -> np.ndarray:

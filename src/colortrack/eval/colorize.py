@@ -43,7 +43,8 @@ from colortrack.tasks.colorize import (
 )
 from colortrack.models.embedders.base import Embedder
 from colortrack.errors import InputError
-from colortrack.io.atomic import atomic_write_json, make_dirs
+from colortrack.io.atomic import atomic_write_json
+from colortrack.io.runs import RunFolder
 from colortrack.io.davis import DavisDataset, DavisSequence
 from colortrack.eval.metrics.color import ColorScores
 from colortrack.models.refiner import SHIPPED, Refiner, load_refiner
@@ -96,7 +97,7 @@ class ColorEvalConfig:
     methods: list[str]
     embedder: str
     overrides: dict
-    input_height: int | None
+    short_side: int | None
     max_frames: int | None
     sequences: list[str]
     refiner: str | None = None
@@ -111,8 +112,13 @@ def evaluate_colorize(
     progress: bool = True,
 ) -> dict:
     """Writes ``out_dir/sequences/<name>.json`` (one per sequence, reused by a re-run with the same
-    configuration), ``out_dir/results.json`` and ``out_dir/config.json``; returns the results."""
-    _claim_output(out_dir, config)
+    configuration), ``out_dir/results.json`` and ``out_dir/config.json``; returns the results.
+    Every frame needs its mask (the instances of each frame are scored)."""
+    for sequence in dataset.sequences:
+        if not sequence.dense:
+            problem = f"sequence '{sequence.name}' has {len(sequence)} frames but {len(sequence.mask_paths)} masks"
+            raise InputError(sequence.mask_paths[0].parent, f"{problem}: eval colorize needs a mask on every frame")
+    RunFolder.open(out_dir, asdict(config)).claim(defaults={"refiner": None})  # folders from before refinement
     methods = [*check_methods(list(config.methods)), *BASELINES]
     refiner = None
     if any(name.endswith(REFINE_SUFFIX) for name in methods):
@@ -198,7 +204,7 @@ def _warp(name, embeddings, ref_cells, config: ColorEvalConfig, groups, with_con
 
 
 def _method_config(method: str, config: ColorEvalConfig) -> ColorizeConfig:
-    return ColorizeConfig.for_method(method, input_height=config.input_height, **config.overrides)
+    return ColorizeConfig.for_method(method, short_side=config.short_side, **config.overrides)
 
 
 def _nearest_reference(t: int, references: list[int]) -> int:
@@ -232,19 +238,6 @@ def _mean_over_sequences(summaries: list[dict]) -> dict:
         values = [s[key] for s in summaries if s.get(key) is not None and not math.isnan(s[key])]
         out[key] = float(np.mean(values)) if values else None
     return out
-
-
-def _claim_output(out_dir: Path, config: ColorEvalConfig) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(out_dir, "output path exists and is not a folder")
-    path = out_dir / "config.json"
-    if path.exists():
-        saved = {"refiner": None, **json.loads(path.read_text())}  # folders from before refinement
-        if saved != json.loads(json.dumps(asdict(config))):
-            raise InputError(out_dir, "holds results of another configuration; choose another --out")
-        return
-    make_dirs(out_dir)
-    atomic_write_json(path, asdict(config))
 
 
 def format_table(results: dict, title: str = "") -> str:

@@ -3,6 +3,10 @@
 Only the two image folders are required (``ImageSets`` is not); ``db_info.yml``, when
 present, gives each sequence's attributes. Construction only lists files; images are read on
 demand by :class:`DavisSequence`.
+
+Annotations may cover only some frames (DAVIS test-dev, YouTube-VOS style): each mask is paired
+with the frame of the same file stem (``00012.png`` annotates ``00012.jpg``, whatever the first
+frame's number), and an object may first appear in a later annotation.
 """
 
 from __future__ import annotations
@@ -16,18 +20,39 @@ import numpy as np
 import yaml
 
 from colortrack.errors import InputError
-from colortrack.io.masks import read_mask
-from colortrack.io.video import image_size, list_images, natural_key, read_image
+from colortrack.io.masks import VOID_ID, read_mask, read_masks, write_mask
+from colortrack.io.video import image_size, list_images, natural_key, read_image, write_frames_png
 
 
 @dataclass
 class DavisSequence:
-    """One sequence: frame files and mask files in time order (masks may cover only frame 0)."""
+    """One sequence: frame files and mask files in time order. ``mask_frames[i]`` is the index
+    (into ``frame_paths``) of the frame that ``mask_paths[i]`` annotates (default: frames 0, 1, ...)."""
 
     name: str
     frame_paths: list[Path]
     mask_paths: list[Path]
     attributes: list[str] = field(default_factory=list)
+    mask_frames: list[int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.mask_frames is None:
+            self.mask_frames = list(range(len(self.mask_paths)))
+
+    @property
+    def dense(self) -> bool:
+        """Whether every frame has its mask."""
+        return self.mask_frames == list(range(len(self.frame_paths)))
+
+    def mask_path(self, index: int) -> Path | None:
+        """The annotation of frame ``index``, None where it has none."""
+        if index not in self.mask_frames:
+            return None
+        return self.mask_paths[self.mask_frames.index(index)]
+
+    def output_name(self, index: int) -> str:
+        """The file name of frame ``index``'s predicted mask: the frame's stem, ``.png``."""
+        return f"{self.frame_paths[index].stem}.png"
 
     def __len__(self) -> int:
         return len(self.frame_paths)
@@ -62,12 +87,27 @@ class DavisSequence:
 
     def read_masks(self) -> np.ndarray:
         """All masks as ids, ``(T_masks, H, W) uint8``; InputError if not the frame size."""
-        size = self.size
-        return np.stack([read_mask(path, size=size) for path in self.mask_paths])
+        return read_masks(self.mask_paths, size=self.size)
 
     def first_mask(self) -> np.ndarray:
-        """The first frame's ids ``(H, W) uint8``."""
+        """The first annotation's ids ``(H, W) uint8``."""
         return read_mask(self.mask_paths[0], size=self.size)
+
+    def first_appearances(self, masks: np.ndarray) -> dict[int, np.ndarray]:
+        """``{frame index: ids (H, W) uint8}`` of the objects first annotated on that frame, every
+        other pixel void (255), except on the first annotated frame, given whole.
+        masks: :meth:`read_masks`."""
+        seen: set[int] = set()
+        keyframes = {}
+        for frame, mask in zip(self.mask_frames, masks):
+            objects = set(np.unique(mask).tolist()) - {0, VOID_ID}
+            new = sorted(objects - seen)
+            if not seen:
+                keyframes[frame] = mask
+            elif new:
+                keyframes[frame] = np.where(np.isin(mask, new), mask, VOID_ID).astype(np.uint8)
+            seen |= objects
+        return keyframes
 
 
 def _read_attributes(path: Path) -> dict[str, list[str]]:
@@ -124,14 +164,14 @@ class DavisDataset:
         masks = [p for p in list_images(mask_dir) if p.suffix.lower() == ".png"]
         if not frames:
             raise InputError(frame_dir, f"sequence '{name}' has no frames")
-        if len(frames) != len(masks):
-            raise InputError(
-                mask_dir, f"sequence '{name}' has {len(frames)} frames but {len(masks)} masks"
-            )
-        for frame, mask in zip(frames, masks):
-            if frame.stem != mask.stem:
-                raise InputError(mask, f"sequence '{name}': mask does not match frame {frame.name}")
-        return DavisSequence(name, frames, masks, list(self.attributes.get(name, [])))
+        if not masks:
+            raise InputError(mask_dir, f"sequence '{name}' has no masks")
+        index_of = {frame.stem: index for index, frame in enumerate(frames)}
+        for mask in masks:
+            if mask.stem not in index_of:
+                raise InputError(mask, f"sequence '{name}': no frame named {mask.stem} for this mask")
+        mask_frames = [index_of[mask.stem] for mask in masks]
+        return DavisSequence(name, frames, masks, list(self.attributes.get(name, [])), mask_frames)
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -152,3 +192,16 @@ class DavisDataset:
     def names(self) -> list[str]:
         """Sequence names in order."""
         return [s.name for s in self.sequences]
+
+
+def write_sequence(
+    root: str | os.PathLike, name: str, frames: np.ndarray, masks: np.ndarray, resolution: str = "480p"
+) -> DavisSequence:
+    """Write one sequence in the DAVIS layout under ``root``: ``frames`` ``(T, H, W, 3) uint8`` as
+    ``JPEGImages/<res>/<name>/%05d.png`` and id ``masks`` ``(T_masks, H, W)`` (the first ones) as
+    palette PNGs in ``Annotations/<res>/<name>/``."""
+    root = Path(root)
+    frame_paths = write_frames_png(root / "JPEGImages" / resolution / name, frames)
+    mask_dir = root / "Annotations" / resolution / name
+    mask_paths = [write_mask(mask_dir / f"{index:05d}.png", mask) for index, mask in enumerate(masks)]
+    return DavisSequence(name, frame_paths, mask_paths)

@@ -13,6 +13,10 @@ Formats read by :func:`read_points`:
 
 Coordinates are pixel-centre xy (pixel (x, y) has its centre at x, y). JHMDB's ``pos_img`` is
 1-based (MATLAB), so 1 is subtracted.
+
+BADJA's annotation files (:func:`read_badja`) are read as published: a JSON list of annotated
+frames, each with ``image_path`` (the frame index is its file name), ``joints`` (37 ``[row, col]``
+in 1920x1080 pixels) and ``visibility`` (37 booleans).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import csv
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +33,7 @@ import scipy.io
 
 from colortrack.errors import InputError
 from colortrack.io.atomic import atomic_write_json
+from colortrack.io.errors import one_line
 from colortrack.tasks.points import Keypoints, KeypointTrack
 
 # The official JHMDB joint order (README of the JHMDB "joint_positions" annotations; "face" is
@@ -68,6 +74,11 @@ JHMDB_EDGES: tuple[tuple[str, str], ...] = (
     ("left knee", "left ankle"),
 )
 
+# BADJA's 37 joints: 33 joints of the SMAL animal model (legs, spine, neck, tail; BADJA annotates
+# some of them per animal), then four face points.
+BADJA_JOINTS: tuple[str, ...] = tuple(f"smal {k}" for k in range(33)) + ("nose tip", "chin", "left ear", "right ear")
+BADJA_SIZE = (1080, 1920)  # (rows, columns) of the full-resolution frames BADJA's joints refer to
+
 POINT_EXTENSIONS = (".json", ".csv", ".mat")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 # What scipy raises on files that are not (version 4/5) .mat files; v7.3 (HDF5) raises NotImplementedError.
@@ -94,7 +105,7 @@ def read_points_json(path: str | os.PathLike) -> Keypoints:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise InputError(path, f"malformed JSON ({_one_line(err)})") from err
+        raise InputError(path, f"malformed JSON ({one_line(err)})") from err
     if not isinstance(data, dict) or not isinstance(data.get("points"), list):
         raise InputError(path, 'expected an object with a "points" list')
     names, coordinates = [], []
@@ -117,7 +128,7 @@ def read_points_csv(path: str | os.PathLike) -> Keypoints:
         with path.open(newline="", encoding="utf-8") as handle:
             rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
     except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise InputError(path, f"malformed CSV ({_one_line(err)})") from err
+        raise InputError(path, f"malformed CSV ({one_line(err)})") from err
     if not rows or [cell.strip().lower() for cell in rows[0]] != ["name", "x", "y"]:
         raise InputError(path, "expected the header 'name,x,y' on the first line")
     names, coordinates = [], []
@@ -138,7 +149,7 @@ def read_jhmdb_joints(path: str | os.PathLike) -> np.ndarray:
     try:
         content = scipy.io.loadmat(str(path))
     except _MAT_ERRORS as err:
-        raise InputError(path, f"not a readable .mat file ({_one_line(err)})") from err
+        raise InputError(path, f"not a readable .mat file ({one_line(err)})") from err
     if "pos_img" not in content:
         raise InputError(path, "has no 'pos_img' (expected a JHMDB joint_positions.mat)")
     positions = np.asarray(content["pos_img"])
@@ -175,6 +186,61 @@ def check_inside(keypoints: Keypoints, height: int, width: int, path: str | os.P
         )
 
 
+@dataclass(frozen=True)
+class BadjaAnnotations:
+    """BADJA joints of one sequence. frames: annotated frame indices, ascending; xy: (N, 37, 2)
+    float32 pixel-centre xy at the size asked of :func:`read_badja`, NaN where not visible."""
+
+    sequence: str
+    frames: tuple[int, ...]
+    xy: np.ndarray
+
+    @property
+    def visible(self) -> np.ndarray:
+        """(N, 37) bool."""
+        return np.isfinite(self.xy).all(axis=2)
+
+
+def read_badja(path: str | os.PathLike, height: int, width: int) -> BadjaAnnotations:
+    """A BADJA ``<sequence>.json`` with its joints scaled from 1920x1080 to frames of ``height`` x ``width``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such file")
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise InputError(path, f"malformed JSON ({one_line(err)})") from err
+    if not isinstance(entries, list) or not entries:
+        raise InputError(path, "expected a non-empty list of annotated frames")
+    frames, xy = zip(*(_badja_frame(path, index, entry) for index, entry in enumerate(entries)))
+    if len(set(frames)) != len(frames):
+        raise InputError(path, "annotates a frame twice")
+    order = np.argsort(frames)
+    scale = np.array([width / BADJA_SIZE[1], height / BADJA_SIZE[0]])
+    scaled = (np.stack(xy)[order] + 0.5) * scale - 0.5  # pixel centres stay pixel centres
+    return BadjaAnnotations(path.stem, tuple(int(frames[k]) for k in order), scaled.astype(np.float32))
+
+
+def _badja_frame(path: Path, index: int, entry: object) -> tuple[int, np.ndarray]:
+    """(frame index, (37, 2) full-resolution xy with NaN where not visible) of one annotated frame."""
+    where = f"entry {index}"
+    if not isinstance(entry, dict) or not {"image_path", "joints", "visibility"} <= set(entry):
+        raise InputError(path, f'{where} is not an object with "image_path", "joints" and "visibility"')
+    stem = Path(str(entry["image_path"])).stem
+    if not stem.isdigit():
+        raise InputError(path, f"{where}: image_path '{entry['image_path']}' does not end in a frame number")
+    joints, visibility = entry["joints"], entry["visibility"]
+    count = len(BADJA_JOINTS)
+    if not isinstance(visibility, list) or len(visibility) != count or not all(v in (0, 1) for v in visibility):
+        raise InputError(path, f"{where}: visibility must be {count} booleans")
+    if not isinstance(joints, list) or len(joints) != count or not all(isinstance(j, list) and len(j) == 2 for j in joints):
+        raise InputError(path, f"{where}: joints must be {count} [row, col] pairs")
+    rows_cols = np.array([[_number(path, value, f"{where} joint {k}") for value in joint] for k, joint in enumerate(joints)])
+    xy = rows_cols[:, ::-1].copy()
+    xy[~np.array(visibility, bool)] = np.nan
+    return int(stem), xy
+
+
 def write_track_json(path: str | os.PathLike, track: KeypointTrack) -> None:
     """``path``: a list of frames, each a list of ``{name, x, y, confidence, visible}`` (x, y null
     where lost), written atomically."""
@@ -191,7 +257,7 @@ def read_track_json(path: str | os.PathLike) -> tuple[tuple[str, ...], np.ndarra
         confidence = np.array([[p["confidence"] for p in frame] for frame in frames], np.float32)
         visible = np.array([[p["visible"] for p in frame] for frame in frames], bool)
     except (OSError, UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError) as err:
-        raise InputError(path, f"not a keypoints.json written by colortrack ({_one_line(err)})") from err
+        raise InputError(path, f"not a keypoints.json written by colortrack ({one_line(err)})") from err
     return names, xy.reshape(len(frames), len(names), 2), confidence, visible
 
 
@@ -244,6 +310,3 @@ def _or_nan(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= 160 else text[:157] + "..."

@@ -1,5 +1,9 @@
 """Read videos (files or folders of frames) and write H.264 mp4, frames as RGB uint8 arrays.
 
+Frames are returned upright: a video file's display matrix (the rotation and mirroring that phones
+record instead of turning the pixels) and an image's EXIF orientation are applied, in quarter turns,
+and sizes are those of the upright frames.
+
 Every bad input (missing path, unsupported extension, corrupt file or frame, zero frames,
 frames of differing sizes) raises :class:`colortrack.errors.InputError`.
 """
@@ -17,24 +21,24 @@ from types import TracebackType
 
 import av
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from colortrack.errors import InputError, OutputError
 from colortrack.io.atomic import atomic_write, is_write_error, make_dirs, write_problem
+from colortrack.io.errors import PIL_ERRORS, one_line
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 WRITABLE_VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv")
 DEFAULT_FOLDER_FPS = 24.0
 
-# What PyAV / PIL raise on bad files. av.FFmpegError covers InvalidDataError and friends.
+# What PyAV raises on bad files. av.FFmpegError covers InvalidDataError and friends.
 _AV_ERRORS = (av.FFmpegError, OSError, ValueError, RuntimeError, EOFError, IndexError)
-_PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What a video is: its path, exact frame count, frame rate and frame size in pixels."""
+    """What a video is: its path, exact frame count, frame rate and upright frame size in pixels."""
 
     path: Path
     num_frames: int
@@ -43,10 +47,50 @@ class VideoInfo:
     width: int
 
 
-def _one_line(err: BaseException) -> str:
-    """``err`` as a short single line, for an InputError message."""
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
+_EXIF_ORIENTATION = 0x0112
+_EXIF_QUARTER_TURNS = (5, 6, 7, 8)  # orientations that swap width and height
+
+
+@dataclass(frozen=True)
+class Orientation:
+    """How a decoded frame is turned upright: transposed, then its rows and/or columns reversed.
+    Covers the eight quarter-turn rotations and mirrorings; other angles snap to the nearest."""
+
+    transpose: bool = False
+    flip_rows: bool = False
+    flip_cols: bool = False
+
+    @classmethod
+    def of_frame(cls, frame: av.VideoFrame) -> Orientation:
+        """The orientation that the frame's display matrix (FFmpeg's DISPLAYMATRIX side data,
+        where MP4/MOV rotation and the legacy ``rotate`` tag end up) asks for."""
+        matrix = _display_matrix(frame)
+        if matrix is None:
+            return cls()
+        # FFmpeg maps source (x, y) to display (a*x + c*y, b*x + d*y), y pointing down.
+        a, b, c, d = matrix
+        if abs(a) >= abs(b):
+            return cls(False, flip_rows=d < 0, flip_cols=a < 0)
+        return cls(True, flip_rows=b < 0, flip_cols=c < 0)
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """``image`` ``(H, W, ...)`` turned upright (``image`` itself when nothing changes)."""
+        if self.transpose:
+            image = image.swapaxes(0, 1)
+        if self.flip_rows:
+            image = image[::-1]
+        if self.flip_cols:
+            image = image[:, ::-1]
+        return np.ascontiguousarray(image)
+
+
+def _display_matrix(frame: av.VideoFrame) -> tuple[int, int, int, int] | None:
+    """The ``(a, b, c, d)`` entries (16.16 fixed point) of the frame's display matrix, if any."""
+    for side_data in frame.side_data:
+        if side_data.type == av.sidedata.sidedata.Type.DISPLAYMATRIX:
+            m = np.frombuffer(bytes(side_data), dtype="<i4")
+            return int(m[0]), int(m[1]), int(m[3]), int(m[4])
+    return None
 
 
 def natural_key(name: str) -> list[str | int]:
@@ -73,11 +117,12 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     try:
         with Image.open(path) as im:
             width, height = im.size
-            png = im.format == "PNG"
-        if png and not _png_complete(path):
-            raise InputError(path, "truncated PNG (no IEND chunk at the end of the file)")
-    except _PIL_ERRORS as err:
-        raise InputError(path, f"unreadable image ({_one_line(err)})") from err
+            if im.format == "PNG" and not _png_complete(path):
+                raise InputError(path, "truncated PNG (no IEND chunk at the end of the file)")
+            if im.getexif().get(_EXIF_ORIENTATION) in _EXIF_QUARTER_TURNS:
+                width, height = height, width
+    except PIL_ERRORS as err:
+        raise InputError(path, f"unreadable image ({one_line(err)})") from err
     return height, width
 
 
@@ -91,16 +136,17 @@ def _png_complete(path: Path) -> bool:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as RGB. Returns ``(H, W, 3) uint8``. InputError if missing/corrupt."""
+    """Read an image file as RGB, upright (EXIF orientation applied). Returns ``(H, W, 3) uint8``.
+    InputError if missing/corrupt."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "no such file")
     try:
         with Image.open(path) as im:
             im.load()
-            rgb = im.convert("RGB")
-    except _PIL_ERRORS as err:
-        raise InputError(path, f"corrupt or unreadable image ({_one_line(err)})") from err
+            rgb = ImageOps.exif_transpose(im).convert("RGB")
+    except PIL_ERRORS as err:
+        raise InputError(path, f"corrupt or unreadable image ({one_line(err)})") from err
     return np.asarray(rgb, dtype=np.uint8)
 
 
@@ -140,7 +186,7 @@ class VideoReader:
         try:
             files = list_images(self.path)
         except OSError as err:
-            raise InputError(self.path, f"cannot list folder ({_one_line(err)})") from err
+            raise InputError(self.path, f"cannot list folder ({one_line(err)})") from err
         if not files:
             exts = ", ".join(IMAGE_EXTENSIONS)
             raise InputError(self.path, f"folder has no image files ({exts})")
@@ -167,6 +213,7 @@ class VideoReader:
             frames.close()
         if first is None:
             raise InputError(self.path, "video has zero frames")
+        self._orientation = self._first_orientation
         self._height, self._width = first.shape[:2]
         self._fps = float(self._fps_override or (rate if rate else DEFAULT_FOLDER_FPS))
         self._num_frames = claimed if claimed > 0 else sum(1 for _ in self._iter_file())
@@ -176,7 +223,7 @@ class VideoReader:
         try:
             container = av.open(str(self.path), mode="r")
         except _AV_ERRORS as err:
-            raise InputError(self.path, f"unreadable or corrupt video ({_one_line(err)})") from err
+            raise InputError(self.path, f"unreadable or corrupt video ({one_line(err)})") from err
         if not container.streams.video:
             container.close()
             raise InputError(self.path, "file has no video stream")
@@ -195,12 +242,15 @@ class VideoReader:
                     index += 1
         except _AV_ERRORS as err:
             raise InputError(
-                self.path, f"corrupt video: cannot decode frame {index} ({_one_line(err)})"
+                self.path, f"corrupt video: cannot decode frame {index} ({one_line(err)})"
             ) from err
 
     def _to_rgb(self, frame: av.VideoFrame, index: int) -> np.ndarray:
-        """Convert a decoded frame to ``(H, W, 3) uint8`` RGB, checking its size."""
-        rgb = frame.to_ndarray(format="rgb24")
+        """Convert a decoded frame to upright ``(H, W, 3) uint8`` RGB, checking its size."""
+        orientation = getattr(self, "_orientation", None)
+        if orientation is None:  # probing the first frame
+            orientation = self._first_orientation = Orientation.of_frame(frame)
+        rgb = orientation.apply(frame.to_ndarray(format="rgb24"))
         expected = getattr(self, "_height", None), getattr(self, "_width", None)
         if expected[0] is not None and rgb.shape[:2] != expected:
             raise InputError(

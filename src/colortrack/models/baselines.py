@@ -9,25 +9,31 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from colortrack.core.tracker import Pinned, split_first
+
 
 class IdentityPropagator:
-    """Predicts the first frame's labels for every frame."""
+    """Predicts the first frame's labels for every frame (``pinned`` frames are not used)."""
 
-    def track(self, frames: Iterable[np.ndarray], first_labels: np.ndarray) -> Iterator[np.ndarray]:
-        for _ in frames:
-            yield first_labels.astype(np.float32, copy=False)
+    def track(self, frames: Iterable[np.ndarray], first_labels: np.ndarray, pinned: Pinned = ()) -> Iterator[np.ndarray]:
+        _, rest = split_first(frames)
+        labels = first_labels.astype(np.float32, copy=False)
+        yield labels
+        for _ in rest:
+            yield labels
 
 
 class FlowPropagator:
-    """Warps soft labels frame to frame along backward DIS optical flow (target -> previous)."""
+    """Warps soft labels frame to frame along backward DIS optical flow (target -> previous).
+    Only adjacent frames are compared, so ``pinned`` frames are not used."""
 
     def __init__(self, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM):
         self.preset = preset
 
-    def track(self, frames: Iterable[np.ndarray], first_labels: np.ndarray) -> Iterator[np.ndarray]:
+    def track(self, frames: Iterable[np.ndarray], first_labels: np.ndarray, pinned: Pinned = ()) -> Iterator[np.ndarray]:
         flow_estimator = cv2.DISOpticalFlow_create(self.preset)
-        stream = iter(frames)
-        previous_gray = _gray(next(stream))
+        first, stream = split_first(frames)
+        previous_gray = _gray(first)
         labels = first_labels.astype(np.float32, copy=False)
         yield labels
         for frame in stream:

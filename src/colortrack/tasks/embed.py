@@ -12,7 +12,6 @@ Two passes over the video, constant memory in its length:
 
 from __future__ import annotations
 
-import argparse
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -91,7 +90,7 @@ def embed_video(
     video: str | os.PathLike,
     out: str | os.PathLike,
     method: str = SHIPPED_MODEL,
-    input_height: int | None = None,
+    short_side: int | None = None,
     samples_per_frame: int = 512,
     max_samples: int = 100_000,
     device: torch.device | None = None,
@@ -104,13 +103,13 @@ def embed_video(
     from colortrack.io.video import VideoReader, VideoWriter
     from colortrack.core.tracker import PRESETS, LabelTracker, pick_device
 
-    if input_height is not None and input_height < 1:
-        raise InputError("--input-height", f"must be positive, got {input_height}")
+    if short_side is not None and short_side < 1:
+        raise InputError("--short-side", f"must be positive, got {short_side}")
     device = device or pick_device()
     reader = VideoReader(video)
     info = reader.info
     per_frame = max(1, min(samples_per_frame, max_samples // max(info.num_frames, 1)))
-    config = replace(PRESETS["default"], input_height=input_height)
+    config = replace(PRESETS["default"], short_side=short_side)
     tracker = LabelTracker(make_embedder(method, device), config, device)
     rng = np.random.default_rng(seed)
     samples = []
@@ -128,37 +127,3 @@ def embed_video(
                 writer.write(side_by_side(frame, colors))
                 count += 1
     return count, projection
-
-
-def add_embed_parser(commands) -> None:
-    parser = commands.add_parser("embed", help="video of the embeddings (PCA to RGB) beside the frames")
-    parser.add_argument("video", type=Path, help="video file or folder of frames")
-    parser.add_argument("--out", type=Path, required=True, help="output video (.mp4)")
-    parser.add_argument(
-        "--method", default=SHIPPED_MODEL, help="model (the shipped weights), color, gray, or a checkpoint (file or run folder)"
-    )
-    parser.add_argument("--input-height", type=int, help="resize frames to this height before embedding")
-    parser.add_argument("--samples-per-frame", type=int, default=512, help="cells per frame used to fit the PCA")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(run=run_embed)
-
-
-def run_embed(args: argparse.Namespace) -> int:
-    from colortrack.core.tracker import pick_device
-
-    if args.out.exists() and args.out.is_dir():
-        raise InputError(args.out, "is a folder; --out names the output video file")
-    if args.samples_per_frame < 1:
-        raise InputError("--samples-per-frame", f"must be positive, got {args.samples_per_frame}")
-    count, _ = embed_video(
-        args.video,
-        args.out,
-        args.method,
-        args.input_height,
-        args.samples_per_frame,
-        device=pick_device(args.device),
-        progress=not args.quiet,
-    )
-    print(f"wrote {count} frames to {args.out}")
-    return 0

@@ -53,7 +53,7 @@ GRAD_CLIP = 1.0  # gradient norm: a run at lr 2e-3 without it diverged after 330
 class RefineTrainConfig:
     """Everything that defines a refiner run; saved as RUN_DIR/config.json and in checkpoints.
 
-    embedder / method / input_height: the warping that makes the training inputs.
+    embedder / method / short_side: the warping that makes the training inputs.
     segment_frames / segments_per_video: warped segments cut from each cached video, coloured
     from their first frame.
     perfect: share of steps whose batch gets the true ab (full resolution, confidence 1) as its
@@ -64,7 +64,7 @@ class RefineTrainConfig:
     out: str = "runs/refiner"
     embedder: str = "model"
     method: str = "propagate"
-    input_height: int | None = 240
+    short_side: int | None = 240
     cache_short_side: int = 240
     cache_dir: str | None = None
     fps: float = 6.0
@@ -104,6 +104,8 @@ class RefineTrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RefineTrainConfig:
         data = dict(data)
+        if "input_height" in data:  # the name before short_side
+            data["short_side"] = data.pop("input_height")
         data["refiner"] = RefinerConfig.from_dict(data["refiner"])
         data["lr_schedule"] = [(int(step), float(lr)) for step, lr in data["lr_schedule"]]
         return cls(**data)
@@ -162,7 +164,7 @@ def _warped_segments(config: RefineTrainConfig, run_dir: Path, env) -> list[Warp
 
 
 def _colorizer(config: RefineTrainConfig, device: torch.device) -> Colorizer:
-    overrides = {"temperature": embedder_temperature(config.embedder), "input_height": config.input_height}
+    overrides = {"temperature": embedder_temperature(config.embedder), "short_side": config.short_side}
     method = ColorizeConfig.for_method(config.method, **overrides)
     return Colorizer(make_embedder(config.embedder, device), method, device)
 

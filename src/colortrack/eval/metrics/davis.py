@@ -8,10 +8,16 @@ Follows the protocol of the official ``davis2017-evaluation`` package (Pont-Tuse
   and a boundary pixel is matched if the other map has a boundary pixel within a disk of
   ``ceil(0.008 * image diagonal)`` px (8 px at 854x480).
 * A sequence is scored object by object, objects being ``1 .. max id of the first annotation``;
-  the first frame (given to the tracker) and the last frame are not scored.
+  the first frame (given to the tracker) and the last frame are not scored. Layouts whose
+  objects enter later or whose annotations cover only some frames (DAVIS test-dev, YouTube-VOS):
+  each object from the annotated frame after its first one, on annotated frames only.
 * Per object: mean, recall (fraction of frames > 0.5) and decay (mean of the first quarter of
   the frames minus mean of the last quarter, quarters as the official binning). The dataset
   numbers are plain means of the per-object numbers; J&F = (J + F) / 2.
+* A sequence of fewer than 3 frames has no frame left to score. Its objects are left out of
+  every mean (never scored as 0 or as NaN) and listed in ``Summary.unscored``, in
+  ``results.json`` and below the printed table; scoring a dataset in which no object has a frame
+  to score is an error.
 
 Void (label 255) in the ground truth: the official semi-supervised evaluation sets it to
 background and then excludes nothing (its void test runs on the already-binarised masks, so it
@@ -30,8 +36,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-VOID_ID = 255
-
+from colortrack.io.masks import VOID_ID
 
 # --------------------------------------------------------------------------- per frame
 
@@ -165,6 +170,11 @@ class ObjectScores:
     F: np.ndarray
 
     @property
+    def scored(self) -> bool:
+        """Whether the object has any frame to score (annotated, after its first, not the last)."""
+        return np.size(self.J) > 0
+
+    @property
     def J_mean(self) -> float:
         return _nanmean(self.J)
 
@@ -190,28 +200,43 @@ class ObjectScores:
 
 
 def evaluate_sequence(
-    name: str, pred: np.ndarray, gt: np.ndarray, *, exclude_void: bool = False
+    name: str,
+    pred: np.ndarray,
+    gt: np.ndarray,
+    *,
+    frames: list[int] | None = None,
+    num_frames: int | None = None,
+    exclude_void: bool = False,
 ) -> list[ObjectScores]:
-    """Score a predicted (T, H, W) id video against its (T, H, W) annotation, object by object.
+    """Score predicted (N, H, W) ids against their (N, H, W) annotation, object by object.
 
-    Objects are 1 .. max id of ``gt[0]`` (void 255 not counted); frames 1 .. T-2 are scored.
-    Void (255) in ``gt`` is background unless ``exclude_void`` (see the module docstring).
-    Raises ValueError on a shape mismatch or on a predicted id above the number of objects.
+    frames: the video frame index of each of the N annotations (default 0 .. N-1, every frame);
+    num_frames: the video's length (default N). Objects are 1 .. the largest id annotated (void
+    255 not counted). Each object is scored on the annotated frames after the first one it appears
+    in (the first annotated frame for an object never annotated), the video's last frame
+    excluded; with every frame annotated and every object in frame 0, frames 1 .. T-2. An object
+    left with no scored frame gets empty J and F (:func:`summarize` lists it as unscored). Void (255) in ``gt`` is background unless
+    ``exclude_void`` (see the module docstring). Raises ValueError on a shape mismatch or on a
+    predicted id above the number of objects.
     """
     pred, gt = np.asarray(pred), np.asarray(gt)
     if pred.shape != gt.shape or gt.ndim != 3:
-        raise ValueError(f"{name}: pred {pred.shape} and gt {gt.shape} must be equal (T, H, W)")
-    first = gt[0][gt[0] != VOID_ID]
-    n_obj = int(first.max()) if first.size else 0
-    pred, gt = pred[1:-1], gt[1:-1]
+        raise ValueError(f"{name}: pred {pred.shape} and gt {gt.shape} must be equal (N, H, W)")
+    frames = list(range(len(gt))) if frames is None else list(frames)
+    num_frames = len(gt) if num_frames is None else num_frames
+    annotated = gt[gt != VOID_ID]
+    n_obj = int(annotated.max()) if annotated.size else 0
     if pred.size and int(pred.max()) > n_obj:
-        raise ValueError(f"{name}: predicted id {int(pred.max())} > {n_obj} objects in frame 0")
-    void = (gt == VOID_ID) if exclude_void else [None] * len(gt)
+        raise ValueError(f"{name}: predicted id {int(pred.max())} > {n_obj} annotated objects")
     scores = []
     for k in range(1, n_obj + 1):
-        frames = list(zip(pred == k, gt == k, void))
-        j = np.array([jaccard(p, g, v) for p, g, v in frames], float)
-        f = np.array([boundary_f(p, g, v) for p, g, v in frames], float)
+        present = [i for i in range(len(gt)) if (gt[i] == k).any()]
+        first = present[0] if present else 0
+        scored = [i for i in range(first + 1, len(gt)) if frames[i] < num_frames - 1]
+        void = [gt[i] == VOID_ID if exclude_void else None for i in scored]
+        pairs = [(pred[i] == k, gt[i] == k, v) for i, v in zip(scored, void)]
+        j = np.array([jaccard(p, g, v) for p, g, v in pairs], float)
+        f = np.array([boundary_f(p, g, v) for p, g, v in pairs], float)
         scores.append(ObjectScores(name, k, j, f))
     return scores
 
@@ -235,6 +260,7 @@ class Summary:
     F_decay: float
     JF_mean: float
     per_sequence: list[dict] = field(default_factory=list)
+    unscored: list[dict] = field(default_factory=list)  # objects without a frame to score
 
     def to_json(self) -> dict:
         return {
@@ -246,15 +272,20 @@ class Summary:
             "F-Recall": self.F_recall,
             "F-Decay": self.F_decay,
             "sequences": [dict(row) for row in self.per_sequence],
+            "unscored": [dict(row) for row in self.unscored],
         }
 
 
 def summarize(scores: list[ObjectScores]) -> Summary:
-    """Means over objects of the per-object statistics (as the official ``evaluation_method``)."""
+    """Means over objects of the per-object statistics (as the official ``evaluation_method``);
+    objects without a scored frame are listed in ``unscored`` instead. ValueError when no object
+    has a frame to score."""
+    unscored = [{"sequence": s.sequence, "object": s.object_id} for s in scores if not s.scored]
+    scores = [s for s in scores if s.scored]
+    if not scores:
+        raise ValueError("no object has a frame to score (sequences need 3 frames or more)")
 
     def over_objects(stat: str) -> float:
-        if not scores:
-            return math.nan
         return _pct(np.mean([getattr(s, stat) for s in scores]))
 
     rows = [
@@ -277,6 +308,7 @@ def summarize(scores: list[ObjectScores]) -> Summary:
         F_decay=over_objects("F_decay"),
         JF_mean=(j_mean + f_mean) / 2,
         per_sequence=rows,
+        unscored=unscored,
     )
 
 
@@ -299,4 +331,7 @@ def format_table(summary: Summary) -> str:
         f"J-Recall {summary.J_recall:.1f}  J-Decay {summary.J_decay:.1f}  "
         f"F-Recall {summary.F_recall:.1f}  F-Decay {summary.F_decay:.1f}"
     )
+    if summary.unscored:
+        names = ", ".join(f"{r['sequence']} (object {r['object']})" for r in summary.unscored)
+        lines.append(f"Not scored, no annotated frame between the first and the last: {names}")
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""PCK@alpha for keypoint propagation on JHMDB, as scored by the self-supervised tracking papers.
+"""PCK@alpha for keypoint propagation: JHMDB as scored by the self-supervised tracking papers, and BADJA.
 
 The protocol is the one of the JHMDB evaluation script ``eval_pck.py`` shipped, with the same
 scoring code, by UVC (Li et al., *Joint-task Self-supervised Learning for Temporal Correspondence*,
@@ -22,6 +22,10 @@ Differences, stated: a joint the tracker reports lost (NaN) counts as incorrect 
 uses every ground-truth joint (the script instead leaves joints whose predicted x is negative out
 of both the box and the score); ground-truth entries that are NaN (never in JHMDB) are left out. Numbers are in
 percent, like the papers' tables.
+
+BADJA (Biggs et al., *Creatures great and SMAL*, ACCV 2018) scores with the same counts and another
+size: ``sqrt(area)`` of the frame's ground-truth silhouette (:func:`silhouette_size`), passed as
+``size`` to :func:`pck_counts`; a joint whose ground truth is NaN (not visible) is not scored there.
 """
 
 from __future__ import annotations
@@ -32,6 +36,11 @@ import numpy as np
 
 PCK_ALPHAS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5)
 SIZE_FACTOR = 0.6
+
+
+def silhouette_size(mask: np.ndarray) -> float:
+    """BADJA's size of one frame: ``sqrt`` of the number of non-zero pixels of its ground-truth mask (H, W)."""
+    return float(np.sqrt(np.count_nonzero(mask)))
 
 
 def person_size(gt: np.ndarray) -> np.ndarray:
@@ -67,32 +76,49 @@ class PCKCounts:
             return np.full(len(self.alphas), np.nan)
         return per_joint[:, scored].mean(axis=1)
 
-    def as_dict(self, names: tuple[str, ...] | None = None) -> dict:
-        """``{"PCK@0.1": ..., ..., "per_joint": {name: {"PCK@0.1": ...}}}`` (percent)."""
-        mean, per_joint = self.mean(), self.per_joint()
+    def pooled(self) -> np.ndarray:
+        """(A,) PCK in percent over every scored (frame, joint) pair: joints weigh by how often
+        they are scored (BADJA's figure; equal to :meth:`mean` when every joint is scored equally)."""
+        total = int(self.total.sum())
+        return 100.0 * self.correct.sum(axis=1) / total if total else np.full(len(self.alphas), np.nan)
+
+    def as_dict(self, names: tuple[str, ...] | None = None, pooled: bool = False) -> dict:
+        """``{"PCK@0.1": ..., ..., "scored": N, "per_joint": {name: {"PCK@0.1": ..., "scored": n}}}``
+        (percent); the headline is the mean over joints, or the :meth:`pooled` figure."""
+        mean, per_joint = self.pooled() if pooled else self.mean(), self.per_joint()
         names = names or tuple(str(j) for j in range(len(self.total)))
         out: dict = {_key(alpha): _number(value) for alpha, value in zip(self.alphas, mean)}
+        out["scored"] = int(self.total.sum())
         out["per_joint"] = {
-            name: {_key(alpha): _number(per_joint[a, j]) for a, alpha in enumerate(self.alphas)}
+            name: {**{_key(alpha): _number(per_joint[a, j]) for a, alpha in enumerate(self.alphas)}, "scored": int(self.total[j])}
             for j, name in enumerate(names)
         }
         return out
 
 
 def pck_counts(
-    pred: np.ndarray, gt: np.ndarray, alphas: tuple[float, ...] = PCK_ALPHAS, skip_first: bool = True
+    pred: np.ndarray,
+    gt: np.ndarray,
+    alphas: tuple[float, ...] = PCK_ALPHAS,
+    skip_first: bool = True,
+    size: np.ndarray | None = None,
 ) -> PCKCounts:
     """pred, gt: (T, J, 2) xy in pixels; NaN in pred = lost (incorrect), NaN in gt = not scored.
 
-    The person size of each frame comes from ``gt`` (:func:`person_size`); frame 0 is skipped
-    unless ``skip_first`` is False."""
+    size: (T,) the length that alpha multiplies in each frame; None: the person size of ``gt``
+    (:func:`person_size`, JHMDB). Frame 0 is skipped unless ``skip_first`` is False."""
     pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
     if pred.shape != gt.shape or pred.ndim != 3 or pred.shape[-1] != 2:
         raise ValueError(f"pred {pred.shape} and gt {gt.shape} must both be (T, J, 2)")
     start = 1 if skip_first else 0
     pred, gt = pred[start:], gt[start:]
     scored = np.isfinite(gt).all(axis=2)  # (T, J)
-    if len(gt):
+    if size is not None:
+        size = np.asarray(size, np.float64)
+        if size.shape != (len(gt) + start,):
+            raise ValueError(f"size {size.shape} must be ({len(gt) + start},): one per frame")
+        size = size[start:]
+    elif len(gt):
         with np.errstate(invalid="ignore"):
             size = person_size(np.where(scored[..., None], gt, np.nan)) if scored.any() else np.zeros(len(gt))
     else:
