@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from colortrack.defaults import COLORIZE_METHODS, DEFAULT_COLORIZE_METHOD, REFINE_BY_DEFAULT, SHIPPED_MODEL, SHIPPED_REFINER
+from colortrack.defaults import (
+    COLORIZE_METHODS, DEFAULT_COLORIZE_METHOD, PRECISIONS, REFINE_BY_DEFAULT, SHIPPED_MODEL, SHIPPED_REFINER
+)
 from colortrack.errors import InputError
 
 
@@ -75,6 +77,10 @@ def _add_colorize_options(parser: argparse.ArgumentParser) -> None:
         "--short-side", "--input-height", type=int,
         help="resize frames so that their shorter side has this many pixels before embedding (default: 240 for a trained model, native for gray; 0: native; --input-height is an old name)",
     )
+    tuning.add_argument(
+        "--precision", choices=PRECISIONS,
+        help="autocast of a learned embedder and of the refiner (default bf16)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -83,7 +89,7 @@ def overrides(args: argparse.Namespace) -> dict:
     """The command line's overrides of a method's defaults (:func:`colortrack.tasks.colorize.colorize_overrides`)."""
     from colortrack.tasks.colorize import colorize_overrides
 
-    return colorize_overrides(args.embedder, args.temperature, args.topk, args.radius, args.recent)
+    return colorize_overrides(args.embedder, args.temperature, args.topk, args.radius, args.recent, args.precision)
 
 
 def short_side(args: argparse.Namespace) -> int | None:
