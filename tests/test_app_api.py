@@ -303,3 +303,14 @@ def test_the_command_refuses_a_video_outside_its_workspace(workspace, tmp_path, 
     outside.write_bytes((workspace / "clip.mp4").read_bytes())
     assert main(["app", str(outside), "--root", str(workspace)]) == 2
     assert "is outside the workspace folder" in capsys.readouterr().err
+
+
+def test_a_changed_video_keeps_the_keyframes_and_drops_the_rest(workspace, video):
+    client = make_client(workspace)
+    pid = open_clip(client)["id"]
+    client.put(f"/api/projects/{pid}/keyframes/0", content=video.masks[0].tobytes())
+    propagated(client, pid)
+    write_video(workspace / "clip.mp4", video.frames[::-1], video.fps)
+    project = open_clip(make_client(workspace))
+    assert project["keyframes"] == [0] and project["confidence"] == {}
+    assert project["stale"] == list(range(1, FRAMES))

@@ -163,7 +163,8 @@ def test_demo_runs_end_to_end(tmp_path):
 
 
 def test_command_line_overrides_the_preset():
-    from colortrack.cli.main import build_parser, track_config
+    from colortrack.cli.main import build_parser
+    from colortrack.cli.options import track_config
 
     args = build_parser().parse_args(
         ["track", "v.mp4", "--mask", "m.png", "--out", "o", "--preset", "paper", "--topk", "5", "--radius", "0", "--recent", "7", "--first-frame", "keep"]
@@ -174,7 +175,8 @@ def test_command_line_overrides_the_preset():
 
 
 def test_input_height_is_an_old_name_of_short_side():
-    from colortrack.cli.main import build_parser, track_config
+    from colortrack.cli.main import build_parser
+    from colortrack.cli.options import track_config
 
     base = ["track", "v.mp4", "--mask", "m.png", "--out", "o"]
     assert track_config(build_parser().parse_args(base)).short_side == 240

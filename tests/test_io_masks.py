@@ -10,7 +10,7 @@ from PIL import Image
 
 from colortrack.errors import InputError
 from colortrack.io.masks import DAVIS_PALETTE, VOID_ID, LabelMap, read_mask, write_mask
-from colortrack.io.overlay import draw_points, overlay_masks
+from colortrack.io.overlay import draw_points, mask_contours, overlay_masks
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 DAVIS16 = DATA / "davis2016-train" / "Annotations" / "480p"
@@ -168,6 +168,19 @@ def test_overlay_colors_objects_and_darkens_contours() -> None:
     assert out[5, 5].tolist() == [114, 50, 50]  # (100 + (128, 0, 0)) / 2
     assert out[2, 5].tolist() == [64, 0, 0]  # contour: half the object colour
     assert out.dtype == np.uint8 and out.shape == frame.shape
+
+
+def test_overlay_equals_palette_blend_for_every_id() -> None:
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (33, 47, 3), dtype=np.uint8)
+    ids = np.kron(rng.integers(0, 256, (11, 16)), np.ones((3, 3), np.int64))[:33, :47].astype(np.uint8)
+    colors = DAVIS_PALETTE.astype(np.float64)[ids]
+    expected = np.where((ids != 0)[..., None], np.rint(0.5 * frame + 0.5 * colors), frame)
+    edge = mask_contours(ids)
+    expected[edge] = (colors[edge] + 1) // 2
+    out = overlay_masks(frame, ids, alpha=0.5)
+    assert np.abs(out.astype(np.int64) - expected).max() <= 1  # cv2 rounds halves its own way
+    assert np.array_equal(out[ids == 0], frame[ids == 0])
 
 
 def test_draw_points_skips_lost_points() -> None:

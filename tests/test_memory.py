@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from colortrack.core.memory import ContextMemory, MemoryConfig
+from colortrack.errors import InputError
 
 
 def add_frames(memory, indices):
@@ -38,7 +39,7 @@ def test_first_frame_only():
 def test_empty_memory_and_empty_policy_are_errors():
     with pytest.raises(RuntimeError):
         ContextMemory(MemoryConfig()).context()
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError, match="must keep the first frame"):
         ContextMemory(MemoryConfig(keep_first=False, recent=0))
 
 

@@ -61,6 +61,41 @@ def test_guided_upsampling_keeps_uniform_cells_and_follows_edges():
         assert torch.allclose(guide(light, flat, torch.rand(1, 1, 4, 4)), torch.full((1, 2, 16, 16), 12.0))
 
 
+def _guided_by_gathering(guide, light: torch.Tensor, warped: torch.Tensor, confidence: torch.Tensor) -> torch.Tensor:
+    """GuidedUpsample's formula with the k*k cells around every pixel copied out one by one."""
+    (height, width), (h, w), pad = light.shape[-2:], warped.shape[-2:], guide.kernel // 2
+    cells = torch.cat([warped, F.adaptive_avg_pool2d(light, (h, w)), confidence.clamp_min(1e-4).log()], 1)
+    cells = F.pad(cells, (pad,) * 4, mode="replicate")
+    out = torch.zeros(light.shape[0], 2, height, width)
+    for y, x in np.ndindex(height, width):
+        cy, cx = min(round((y + 0.5) * h / height - 0.5), h - 1), min(round((x + 0.5) * w / width - 0.5), w - 1)
+        logits, values = [], []
+        for dy, dx in np.ndindex(guide.kernel, guide.kernel):
+            cell = cells[:, :, cy + dy, cx + dx]  # (B, 4)
+            distance = (cy + dy - pad - ((y + 0.5) * h / height - 0.5)) ** 2 + (cx + dx - pad - ((x + 0.5) * w / width - 0.5)) ** 2
+            logits.append(
+                -distance / (2 * guide.log_spatial.exp() ** 2)
+                - (light[:, 0, y, x] - cell[:, 2]) ** 2 / (2 * guide.log_range.exp() ** 2)
+                + guide.gamma * cell[:, 3]
+            )
+            values.append(cell[:, :2])
+        weights = torch.stack(logits, 1).softmax(1)  # (B, k*k)
+        out[:, :, y, x] = (weights[:, :, None] * torch.stack(values, 1)).sum(1)
+    return out
+
+
+@pytest.mark.parametrize("size", [(12, 16), (13, 18)])  # whole cells of 4 px (broadcast blocks), and not
+def test_guided_upsampling_equals_gathering_each_pixels_cells(size):
+    guide = Refiner().guide
+    with torch.no_grad():
+        guide.log_spatial.fill_(-0.5), guide.gamma.fill_(0.4)
+        generator = torch.Generator().manual_seed(0)
+        light = torch.rand(2, 1, *size, generator=generator) * 100
+        warped, confidence = torch.randn(2, 2, 3, 4, generator=generator) * 20, torch.rand(2, 1, 3, 4, generator=generator)
+        expected = _guided_by_gathering(guide, light, warped, confidence)
+        assert torch.allclose(guide(light, warped, confidence), expected, atol=1e-4)
+
+
 def _batch(lab: torch.Tensor, rng: np.random.Generator, size: int = 32, batch: int = 8, cell: int = 8) -> dict:
     """Samples of frames t-2, t-1, t (see RefineDataset): half with warped ab = true ab per cell at
     confidence 1, half with it blurred over neighbouring cells at confidence 0.5."""

@@ -16,7 +16,7 @@ import scipy.io
 from PIL import Image
 
 from colortrack.cli.main import main
-from colortrack.errors import InputError, OutputError
+from colortrack.errors import ColortrackError, InputError, OutputError
 from colortrack.io import atomic
 from colortrack.io.atomic import atomic_write_text
 from colortrack.io.masks import write_mask
@@ -87,6 +87,8 @@ def d(tmp_path_factory) -> Path:
     frames, masks = video.frames, list(video.masks)
     _davis(d / "davis_ok", frames, masks)
     _davis(d / "davis_fewer", frames, masks[:3])
+    _davis(d / "davis_stray", frames, masks)
+    write_mask(d / "davis_stray" / "Annotations" / "480p" / "seq" / "00009.png", masks[0])
     _davis(d / "davis_size", frames, masks[:4] + [np.zeros((16, 24), np.uint8)] + masks[5:])
     _davis(d / "davis_big", frames, masks)
     shutil.copy(d / "big.png", d / "davis_big" / "Annotations" / "480p" / "seq" / "00003.png")
@@ -184,7 +186,7 @@ def test_track_bad_method_or_checkpoint(d, capsys, method, expected):
     [
         ("nowhere", "nowhere: no such DAVIS folder"),
         ("afile", "afile: no such DAVIS folder"),
-        ("davis_fewer", "sequence 'seq' has 6 frames but 3 masks"),
+        ("davis_stray", "00009.png: sequence 'seq': no frame named 00009 for this mask"),
         ("davis_size", "00004.png: mask is 24x16, expected 48x32"),
         ("davis_cut", "00002.png: unreadable image"),
         ("davis_big", "00003.png: mask ids above 255"),
@@ -345,8 +347,9 @@ def test_real_bugs_keep_their_traceback(d, tmp_path, monkeypatch):
         main([str(a) for a in track(d, "v.mp4", "m.png", str(tmp_path / "p"), "--method", "identity")])
 
 
-def test_input_errors_are_input_errors():
-    assert issubclass(OutputError, InputError)
+def test_one_error_hierarchy():
+    assert issubclass(OutputError, ColortrackError) and issubclass(InputError, ColortrackError)
+    assert not issubclass(OutputError, InputError)
 
 
 # --------------------------------------------------------------------------- re-runs of track

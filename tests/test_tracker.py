@@ -13,6 +13,7 @@ from colortrack.core.memory import MemoryConfig
 from colortrack.tasks.masks import propagate_mask
 from colortrack.demo.synthetic import block_texture, make_video, translated_texture
 from colortrack.core.tracker import PRESETS, LabelTracker, TrackConfig
+from colortrack.errors import InputError
 
 
 def iou(a, b):
@@ -114,5 +115,5 @@ def test_odd_sizes_round_trip_to_native_size_in_place(size, short_side):
 
 def test_labels_of_the_wrong_size_are_rejected():
     video = make_video(num_frames=3, height=32, width=32, seed=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError, match="do not match the frame"):
         list(exact_tracker().track(video.frames, np.ones((2, 16, 16), np.float32)))

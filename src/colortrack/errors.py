@@ -1,4 +1,8 @@
-"""The one error type a user sees: a file (or argument) and what is wrong with it."""
+"""The errors a user sees: a file (or argument) and what is wrong with it, in one line.
+
+``ColortrackError`` is the root: ``InputError`` (bad input: a file, an array, an argument) and
+``OutputError`` (an output that cannot be written). The library raises them for every problem
+the user can fix; any other exception is a bug."""
 
 from __future__ import annotations
 
@@ -7,8 +11,8 @@ from collections.abc import Callable
 from os import PathLike
 
 
-class InputError(Exception):
-    """Bad user input. The CLI prints ``str(err)`` as one line and exits non-zero.
+class ColortrackError(Exception):
+    """A problem the user can fix. The CLI prints ``str(err)`` as one line and exits non-zero.
 
     ``where`` names the file (or the argument) and ``problem`` says what is wrong with it.
     """
@@ -19,19 +23,23 @@ class InputError(Exception):
         super().__init__(f"{self.where}: {problem}")
 
 
-class OutputError(InputError):
+class InputError(ColortrackError):
+    """Bad user input: a file, an array or an argument."""
+
+
+class OutputError(ColortrackError):
     """An output that cannot be written: no space left, a read-only or forbidden location, or a
-    file where a folder is needed. An :class:`InputError`, so the CLI reports it the same way."""
+    file where a folder is needed."""
 
 
 def run_with_clear_errors(prog: str, run: Callable[[], int]) -> int:
-    """Run a command; input problems and unwritable outputs become one line on stderr and exit 2.
+    """Run a command; a :class:`ColortrackError` becomes one line on stderr and exit 2.
     Any other exception is a bug and keeps its traceback."""
     from colortrack.io.atomic import is_write_error
 
     try:
         return run()
-    except InputError as error:
+    except ColortrackError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # disk full, read-only, no permission: not a bug, one line

@@ -1,5 +1,5 @@
-"""The app's one door to the library: keyframe propagation (a
-:class:`colortrack.tasks.keyframes.KeyframeSession` per project) and colorization."""
+"""The app's one door to the library: the facade (``colortrack.Tracker`` / ``colortrack.Colorizer``)
+and keyframe propagation (a :class:`colortrack.tasks.keyframes.KeyframeSession` per project)."""
 
 from __future__ import annotations
 
@@ -7,21 +7,19 @@ from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 
-from colortrack.core.tracker import PRESETS, pick_device
 from colortrack.errors import InputError
-from colortrack.models.registry import make_propagator, resolve_preset
 from colortrack.tasks.keyframes import FrameUpdate, KeyframeSession
 
 TRAINING_FREE = ("color", "identity", "flow")
 
 
 class Engine:
-    """Holds the propagator and colorizer of one method (loaded on first use) and the keyframe
+    """Holds the tracker and colorizer of one method (loaded on first use) and the keyframe
     session of each project (its frames decoded into memory on its first propagation)."""
 
     def __init__(self, method: str = "model", device: str = "auto"):
         self.method = method
-        self.device = pick_device(device)
+        self.device = device
         self._propagator = None
         self._colorizer = None
         self._sessions: dict[str, KeyframeSession] = {}
@@ -29,7 +27,9 @@ class Engine:
     @property
     def propagator(self):
         if self._propagator is None:
-            self._propagator = make_propagator(self.method, resolve_preset(None, self.method), self.device)
+            from colortrack import Tracker
+
+            self._propagator = Tracker.pretrained(self.method, device=self.device).propagator
         return self._propagator
 
     def propagate(self, key: str, frames: Iterable[np.ndarray], keyframes: Mapping[int, np.ndarray]) -> Iterator[FrameUpdate]:
@@ -44,27 +44,21 @@ class Engine:
         _sync(session, keyframes)
         return session.propagate()
 
-    def forget(self, key: str) -> None:
-        self._sessions.pop(key, None)
-
     def colorize(self, frames: Iterable[np.ndarray], references: dict[int, np.ndarray]) -> Iterator[np.ndarray]:
         """frames: a VideoReader (iterated twice); references: frame index -> its colour image
         (H, W, 3) uint8. Yields the colourized frames (H, W, 3) uint8."""
         if not references:
             raise InputError("references", "give the colour image of at least one frame first")
-        return self.colorizer.colorize(frames, references)
+        return (frame.rgb for frame in self.colorizer.colorize(frames, references))
 
     @property
     def colorizer(self):
+        """``colortrack colorize``'s defaults with this method's embedder (the training-free gray
+        one for the training-free methods)."""
         if self._colorizer is None:
-            from colortrack.models.refiner import SHIPPED, load_refiner
-            from colortrack.tasks.colorize import ColorizeConfig, Colorizer, embedder_temperature, make_embedder
+            from colortrack import Colorizer
 
-            spec = "gray" if self.method in TRAINING_FREE else self.method
-            short_side = None if spec == "gray" else PRESETS["default"].short_side
-            config = ColorizeConfig.for_method("propagate", short_side=short_side, temperature=embedder_temperature(spec))
-            embedder = make_embedder(spec, self.device)
-            self._colorizer = Colorizer(embedder, config, self.device, load_refiner(SHIPPED, self.device))
+            self._colorizer = Colorizer.pretrained("gray" if self.method in TRAINING_FREE else self.method, device=self.device)
         return self._colorizer
 
 

@@ -79,11 +79,14 @@ class Project:
         folder = make_dirs(workspace.projects / project_id(relative))
         saved = _read_json(folder / "project.json")
         fingerprint = input_fingerprint(reader)
-        if saved.get("fingerprint") != fingerprint:
+        changed = saved.get("fingerprint") != fingerprint
+        if changed:
             _forget_derived(folder)
         objects = [ObjectInfo.parse(o) for o in saved.get("objects", [])]
         project = cls(folder, relative, reader, objects, fingerprint)
         project._save()
+        for index in project.keyframes() if changed else []:
+            project._mark_stale(index)
         return project
 
     @property

@@ -12,7 +12,7 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def add_app_parser(commands) -> None:
-    parser = commands.add_parser("app", help="annotate a video in the browser (masks, propagation, export; colorize)")
+    parser = commands.add_parser("app")
     parser.add_argument("video", nargs="?", type=Path, help="video to open first (inside the workspace)")
     parser.add_argument(
         "--root", type=Path,

@@ -5,17 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from colortrack.tasks.colorize import METHODS
+from colortrack.defaults import (
+    COLORIZE_METHODS, DEFAULT_COLORIZE_METHOD, PRECISIONS, REFINE_BY_DEFAULT, SHIPPED_MODEL, SHIPPED_REFINER
+)
 from colortrack.errors import InputError
-from colortrack.models.refiner import SHIPPED
-from colortrack.core.tracker import PRESETS
-
-# Refinement is on by default once the shipped weights beat plain warping (docs/benchmarks.md).
-REFINE_BY_DEFAULT = True
 
 
 def add_colorize_parser(commands) -> None:
-    parser = commands.add_parser("colorize", help="colourize a (grayscale or colour) video from colour reference frames")
+    parser = commands.add_parser("colorize")
     parser.add_argument("video", type=Path, help="video file or folder of frames (colour input is reduced to L)")
     parser.add_argument(
         "--ref",
@@ -26,7 +23,10 @@ def add_colorize_parser(commands) -> None:
     )
     parser.add_argument("--out", type=Path, required=True, help="output video (.mp4); settings go to OUT.json")
     parser.add_argument("--frames-dir", type=Path, help="also write the frames as DIR/%%05d.png")
-    parser.add_argument("--method", default="propagate", choices=METHODS, help="how colours travel (default propagate)")
+    parser.add_argument(
+        "--method", default=DEFAULT_COLORIZE_METHOD, choices=COLORIZE_METHODS,
+        help=f"how colours travel (default {DEFAULT_COLORIZE_METHOD})",
+    )
     parser.add_argument(
         "--instances", metavar="MASK.png[@FRAME]", help="object ids on frame FRAME: colours stay within objects"
     )
@@ -61,11 +61,12 @@ def add_eval_colorize_parser(benchmarks) -> None:
 
 def _add_colorize_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--embedder", default="model",
+        "--embedder", default=SHIPPED_MODEL,
         help="'model' (the shipped weights, default), 'gray' (training-free, luminance patches) or a checkpoint",
     )
     parser.add_argument(
-        "--refiner", default=SHIPPED, help=f"'{SHIPPED}' (the shipped weights) or a train-refiner run or weights file"
+        "--refiner", default=SHIPPED_REFINER,
+        help=f"'{SHIPPED_REFINER}' (the shipped weights) or a train-refiner run or weights file",
     )
     tuning = parser.add_argument_group("override the method's defaults")
     tuning.add_argument("--temperature", type=float, help="softmax temperature")
@@ -76,52 +77,55 @@ def _add_colorize_options(parser: argparse.ArgumentParser) -> None:
         "--short-side", "--input-height", type=int,
         help="resize frames so that their shorter side has this many pixels before embedding (default: 240 for a trained model, native for gray; 0: native; --input-height is an old name)",
     )
+    tuning.add_argument(
+        "--precision", choices=PRECISIONS,
+        help="autocast of a learned embedder and of the refiner (default bf16)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def overrides(args: argparse.Namespace) -> dict:
-    """The command line's overrides of a method's defaults (0 disables top-k or the radius); the
-    temperature defaults to the embedder's (:func:`colortrack.tasks.colorize.embedder_temperature`)."""
-    from colortrack.tasks.colorize import embedder_temperature
+    """The command line's overrides of a method's defaults (:func:`colortrack.tasks.colorize.colorize_overrides`)."""
+    from colortrack.tasks.colorize import colorize_overrides
 
-    out: dict = {"temperature": embedder_temperature(args.embedder)}
-    if args.temperature is not None:
-        if not args.temperature > 0:
-            raise InputError("--temperature", f"must be positive, got {args.temperature}")
-        out["temperature"] = args.temperature
-    if args.topk is not None:
-        out["topk"] = args.topk or None
-    if args.radius is not None:
-        out["radius"] = args.radius or None
-    if args.recent is not None:
-        out["recent"] = args.recent
-    return out
+    return colorize_overrides(args.embedder, args.temperature, args.topk, args.radius, args.recent, args.precision)
 
 
 def short_side(args: argparse.Namespace) -> int | None:
-    """The embedding short side: as given (0: native), else the one a trained model was tuned at."""
+    """The embedding short side: as given (0: native), else the one the embedder was tuned at."""
+    from colortrack.tasks.colorize import default_short_side
+
     if args.short_side is not None:
         return args.short_side or None
-    return None if args.embedder == "gray" else PRESETS["default"].short_side
+    return default_short_side(args.embedder)
 
 
 def run_colorize(args: argparse.Namespace) -> int:
-    from colortrack.tasks.colorize import ColorizeConfig, colorize_video
-    from colortrack.core.tracker import pick_device
+    from colortrack.api import Colorizer
+    from colortrack.tasks.colorize import colorize_video
 
-    config = ColorizeConfig.for_method(args.method, short_side=short_side(args), **overrides(args))
+    colorizer = Colorizer.pretrained(
+        args.embedder,
+        args.method,
+        refine=args.refine,
+        refiner=args.refiner,
+        device=args.device,
+        temperature=args.temperature,
+        topk=args.topk,
+        radius=args.radius,
+        recent=args.recent,
+        short_side=args.short_side,
+    )
     output = colorize_video(
         args.video,
         args.ref,
         args.out,
-        config,
-        embedder_spec=args.embedder,
+        colorizer.engine,
+        colorizer.settings(),
         frames_dir=args.frames_dir,
         instances=args.instances,
-        device=pick_device(args.device),
         progress=not args.quiet,
-        refiner=args.refiner if args.refine else None,
     )
     print(f"wrote {output.num_frames} frames to {output.video}")
     if output.frames_dir is not None:

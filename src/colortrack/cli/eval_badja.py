@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def add_eval_badja_parser(benchmarks) -> None:
-    from colortrack.cli.main import _add_method_options, _add_point_options
+    from colortrack.cli.options import add_method_options, add_point_options
 
     parser = benchmarks.add_parser("badja", help="BADJA animal keypoint propagation (PCK@0.1, @0.2)")
     parser.add_argument("--root", type=Path, required=True, help="DAVIS root holding the sequences' frames and masks")
@@ -15,32 +15,33 @@ def add_eval_badja_parser(benchmarks) -> None:
     parser.add_argument("--sequences", default=None, help="comma-separated subset")
     parser.add_argument("--resolution", default="480p")
     parser.add_argument("--out", type=Path, required=True, help="folder for predictions, results.json and contact_sheet.png")
-    _add_method_options(parser)
-    _add_point_options(parser)
+    add_method_options(parser)
+    add_point_options(parser)
     parser.set_defaults(run=run_eval_badja)
 
 
 def run_eval_badja(args: argparse.Namespace) -> int:
-    from colortrack.cli.main import _comma_list, configured_propagator, point_config
+    from colortrack.cli.eval import comma_list
+    from colortrack.cli.options import tracker_of
     from colortrack.eval.badja import badja_clips, evaluate_badja, find_badja_annotations
     from colortrack.eval.keypoints import format_results
 
-    clips = badja_clips(args.root, find_badja_annotations(args.annotations, _comma_list(args.sequences)), args.resolution)
-    config, propagator = configured_propagator(args)
-    points = point_config(args)
+    clips = badja_clips(args.root, find_badja_annotations(args.annotations, comma_list(args.sequences)), args.resolution)
+    tracker = tracker_of(args)
+    propagator, points = tracker.propagator, tracker.points
     settings = {
-        "method": args.method,
-        "preset": args.preset,
+        "method": tracker.method,
+        "preset": tracker.preset,
         "config": {
             "root": str(args.root),
             "annotations": str(args.annotations),
             "resolution": args.resolution,
-            "track": config.to_dict(),
+            "track": tracker.config.to_dict(),
             "points": points.to_dict(),
         },
     }
     results = evaluate_badja(clips, propagator, points, settings, args.out, progress=not args.quiet)
-    print(f"BADJA PCK (%), method {args.method}, preset {args.preset}, {len(clips)} sequence(s), {results['scored']} joint-frames")
+    print(f"BADJA PCK (%), method {tracker.method}, preset {tracker.preset}, {len(clips)} sequence(s), {results['scored']} joint-frames")
     print(format_results(results, label="sequence"))
     print(f"wrote {args.out / 'results.json'} and {args.out / 'contact_sheet.png'}")
     return 0

@@ -12,7 +12,7 @@ from colortrack.eval.report.stats import FAIL_J
 
 
 def add_report_parser(commands) -> None:
-    parser = commands.add_parser("report", help="self-contained HTML report comparing DAVIS evaluation folders")
+    parser = commands.add_parser("report")
     parser.add_argument("eval_dirs", type=Path, nargs="+", metavar="EVAL_DIR", help="folders of colortrack eval davis")
     parser.add_argument("--out", type=Path, required=True, help="output HTML file")
     parser.add_argument("--root", type=Path, help="DAVIS root (default: the one in the evaluations' config)")

@@ -49,7 +49,7 @@ _OPTIONS = {
 def add_train_parser(subparsers) -> argparse.ArgumentParser:
     """Register the ``train`` command; its handler is ``args.run`` (= :func:`run_train`)."""
     parser = subparsers.add_parser(
-        "train", help="learn to track by colourizing unlabelled videos", description=__doc__,
+        "train", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_train_arguments(parser)

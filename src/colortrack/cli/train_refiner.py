@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from colortrack.tasks.colorize import METHODS
+from colortrack.defaults import COLORIZE_METHODS as METHODS
 from colortrack.errors import InputError, run_with_clear_errors
 from colortrack.cli.train import add_common_arguments, given_options, merged_config
 from colortrack.train.refine_trainer import (
@@ -33,7 +33,7 @@ _OPTIONS = (
 
 def add_train_refiner_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "train-refiner", help="train the colourization refiner on unlabelled colour videos", description=__doc__,
+        "train-refiner", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_train_refiner_arguments(parser)

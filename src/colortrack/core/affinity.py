@@ -217,7 +217,7 @@ def _attend_candidates(
         valid = index >= 0
         safe = index.clamp_min(0)
         picked_keys = _gather_rows(k, safe)  # (B, Q, M, C)
-        similarity = torch.einsum("bqc,bqmc->bqm", q[:, start : start + per_chunk], picked_keys)
+        similarity = (picked_keys * q[:, start : start + per_chunk, None]).sum(-1)  # a bmm of (1, C) rows is slower
         similarity = similarity.masked_fill(~valid, -_BLOCKED)
         if groups is not None:
             query_groups = groups[0].flatten(1)[:, start : start + per_chunk]
@@ -230,15 +230,17 @@ def _attend_candidates(
             similarity, order = similarity.topk(topk, dim=-1)
             safe, valid = torch.gather(safe, 2, order), torch.gather(valid, 2, order)
         weights = torch.softmax(similarity, dim=-1) * valid.any(dim=-1, keepdim=True)
-        outputs.append(torch.einsum("bqm,bqml->bql", weights, _gather_rows(v, safe)))
+        outputs.append((weights[..., None] * _gather_rows(v, safe)).sum(2))
     return torch.cat(outputs, dim=1).transpose(1, 2).reshape(batch, -1, height, width)
 
 
 def _gather_rows(table: Tensor, index: Tensor) -> Tensor:
-    """table: (B, R, D); index: (B, Q, M) into R. Returns (B, Q, M, D)."""
-    batch, queries, count = index.shape
-    rows = torch.gather(table, 1, index.reshape(batch, -1, 1).expand(-1, -1, table.shape[-1]))
-    return rows.view(batch, queries, count, -1)
+    """table: (B, R, D); index: (B, Q, M) into R. Returns (B, Q, M, D). Whole rows are copied:
+    ``index_select`` is several times faster on CPU than an element-wise ``gather``."""
+    batch, rows, depth = table.shape
+    offsets = torch.arange(0, batch * rows, rows, device=index.device).view(batch, 1, 1)
+    picked = table.reshape(batch * rows, depth).index_select(0, (index + offsets).flatten())
+    return picked.view(*index.shape, depth)
 
 
 def _attend_local(
@@ -297,16 +299,20 @@ def _attend_local(
 # Similarities of one tile: at most 2**20 floats (4 MB), a CPU core's L2 cache.
 _TILE_SIMILARITIES = 2**20
 
+_MIN_TILE = 12
+
 # Finite, not -inf: a padding target whose whole window is blocked must get weights, not NaN.
 _BLOCKED = 1e30
 
 
 def _tile_shape(radius: int, num_refs: int, height: int, width: int) -> tuple[int, int]:
     """Tiles as wide as the radius (a tile of width tw wastes (tw + 2r) / (2r + 1) of its
-    candidates; a narrower one copies more neighbourhood per target), at most square, and shorter
-    when needed to keep a tile's similarities within TILE_SIMILARITIES. Measured on CPU at
-    radius 12: 4 and 20 context frames."""
-    tile_w = max(4, min(width, radius))
+    candidates; a narrower one copies more neighbourhood per target) but at least 12 cells (the
+    per-tile overhead of smaller ones costs more than the waste saves: at radius 6, 12-wide tiles
+    are 25 % faster than 6-wide ones), at most square, and shorter when needed to keep a tile's
+    similarities within TILE_SIMILARITIES. Measured on CPU at radius 12 (4 and 20 context frames)
+    and radius 6 (4 frames)."""
+    tile_w = max(4, min(width, max(radius, _MIN_TILE)))
     row_cells = tile_w * (tile_w + 2 * radius) * (2 * radius + 1) * num_refs
     tile_h = max(1, min(height, tile_w, _TILE_SIMILARITIES // row_cells))
     return tile_h, tile_w

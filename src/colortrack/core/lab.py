@@ -27,6 +27,14 @@ def rgb_to_lab(rgb: Tensor) -> Tensor:
     return torch.stack([lightness, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=-3)
 
 
+def rgb_to_lightness(rgb: Tensor) -> Tensor:
+    """rgb: (..., 3, H, W) in [0, 1]. Returns (..., 1, H, W): L of :func:`rgb_to_lab` (only Y is
+    needed: a third of the work)."""
+    linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    y = _apply_matrix(_RGB_TO_XYZ[1:2].to(rgb), linear) / _WHITE_D65[1]
+    return torch.where(y > _EPSILON, 116.0 * y.clamp_min(1e-12) ** (1.0 / 3.0) - 16.0, 903.3 * y)
+
+
 def lab_to_rgb(lab: Tensor) -> Tensor:
     """lab: (..., 3, H, W). Returns sRGB (..., 3, H, W) clipped to [0, 1]."""
     lightness, a, b = lab.unbind(dim=-3)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from colortrack.errors import InputError
+
 
 @dataclass(frozen=True)
 class MemoryConfig:
@@ -27,7 +29,7 @@ class ContextMemory:
 
     def __init__(self, config: MemoryConfig):
         if config.recent < 1 and not config.keep_first:
-            raise ValueError("memory must keep the first frame or at least one recent frame")
+            raise InputError("memory", "must keep the first frame or at least one recent frame")
         self.config = config
         self._first: tuple[Tensor, Tensor] | None = None
         self._pinned: list[tuple[Tensor, Tensor]] = []

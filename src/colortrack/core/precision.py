@@ -6,7 +6,7 @@ import contextlib
 
 import torch
 
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+from colortrack.defaults import PRECISIONS
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:

@@ -16,6 +16,7 @@ from colortrack.errors import InputError
 from colortrack.models.embedders.base import Embedder
 from colortrack.core.memory import ContextMemory, MemoryConfig
 from colortrack.core.precision import PRECISIONS, autocast
+from colortrack.errors import InputError
 
 _NOTHING_KNOWN = 1e-6
 
@@ -39,7 +40,7 @@ class TrackConfig:
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+            raise InputError("precision", f"must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -142,7 +143,7 @@ class LabelTracker:
     def _annotated(self, frame: np.ndarray, labels: np.ndarray) -> tuple[Tensor, Tensor]:
         """The (key (C, h, w), labels (L, h, w)) context entry of an annotated frame."""
         if labels.shape[1:] != frame.shape[:2]:
-            raise ValueError(f"labels {labels.shape[1:]} do not match the frame {frame.shape[:2]}")
+            raise InputError("labels", f"{labels.shape[1:]} do not match the frame {frame.shape[:2]}")
         key = self.embed(frame)
         values = torch.from_numpy(labels).to(self.device, torch.float32)
         return key, _over_known(F.adaptive_avg_pool2d(values, key.shape[-2:]))

@@ -9,18 +9,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from colortrack.tasks.colorize import ColorizeConfig, colorize_video, embedder_temperature, to_gray
-from colortrack.cli.colorize import REFINE_BY_DEFAULT
+from colortrack.api import Colorizer
+from colortrack.cli.options import tracker_of
+from colortrack.tasks.colorize import colorize_video, to_gray
 from colortrack.io.atomic import make_dirs
 from colortrack.io.masks import read_mask, write_mask
 from colortrack.io.video import VideoReader, VideoWriter
-from colortrack.models.registry import SHIPPED_MODEL, make_propagator, resolve_preset
 from colortrack.eval.metrics.color import psnr
 from colortrack.eval.metrics.davis import evaluate_sequence, format_table, summarize
 from colortrack.tasks.masks import track_video
-from colortrack.models.refiner import SHIPPED as SHIPPED_REFINER
 from colortrack.demo.synthetic import make_video
-from colortrack.core.tracker import pick_device
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -34,10 +32,10 @@ def run_demo(args: argparse.Namespace) -> int:
             writer.write(frame)
     write_mask(mask_path, video.masks[0])
 
-    config = resolve_preset(args.preset)
-    propagator = make_propagator(args.method, config, pick_device(args.device))
-    settings = {"method": args.method, "preset": args.preset, "track": config.to_dict()}
-    output = track_video(video_path, mask_path, out_dir / "tracked", propagator, settings, progress=not args.quiet)
+    tracker = tracker_of(args)
+    output = track_video(
+        video_path, mask_path, out_dir / "tracked", tracker.propagator, tracker.settings(), progress=not args.quiet
+    )
 
     predictions = np.stack([read_mask(output.masks_dir / f"{i:05d}.png") for i in range(output.num_frames)])
     summary = summarize(evaluate_sequence("synthetic", predictions, video.masks))
@@ -56,9 +54,9 @@ def _colorize_demo(frames: np.ndarray, out_dir: Path, args: argparse.Namespace) 
             writer.write(to_gray(frame))
     Image.fromarray(frames[0]).save(reference_path)
     colorized_path = out_dir / "colorized.mp4"
-    config = ColorizeConfig.for_method("propagate", temperature=embedder_temperature(SHIPPED_MODEL))
-    refiner = SHIPPED_REFINER if REFINE_BY_DEFAULT else None
-    colorize_video(gray_path, [f"{reference_path}@0"], colorized_path, config, refiner=refiner, progress=not args.quiet)
+    colorizer = Colorizer.pretrained(device=args.device)  # `colortrack colorize`'s defaults
+    refs = [f"{reference_path}@0"]
+    colorize_video(gray_path, refs, colorized_path, colorizer.engine, colorizer.settings(), progress=not args.quiet)
     colorized = VideoReader(colorized_path).read_all()
     scores = [psnr(pred, truth) for pred, truth in zip(colorized[1:], frames[1:])]
     print(f"colorized {gray_path} from {reference_path}: {colorized_path}, PSNR {np.mean(scores):.1f} dB")

@@ -112,7 +112,12 @@ def evaluate_colorize(
     progress: bool = True,
 ) -> dict:
     """Writes ``out_dir/sequences/<name>.json`` (one per sequence, reused by a re-run with the same
-    configuration), ``out_dir/results.json`` and ``out_dir/config.json``; returns the results."""
+    configuration), ``out_dir/results.json`` and ``out_dir/config.json``; returns the results.
+    Every frame needs its mask (the instances of each frame are scored)."""
+    for sequence in dataset.sequences:
+        if not sequence.dense:
+            problem = f"sequence '{sequence.name}' has {len(sequence)} frames but {len(sequence.mask_paths)} masks"
+            raise InputError(sequence.mask_paths[0].parent, f"{problem}: eval colorize needs a mask on every frame")
     RunFolder.open(out_dir, asdict(config)).claim(defaults={"refiner": None})  # folders from before refinement
     methods = [*check_methods(list(config.methods)), *BASELINES]
     refiner = None

@@ -191,7 +191,7 @@ def write_mask(path: str | os.PathLike, ids: np.ndarray) -> Path:
             raise ValueError(f"ids must be integers in 0..255, got {ids.dtype}")
         ids = ids.astype(np.uint8)
     with atomic_write(path) as tmp:
-        mask_image(ids).save(tmp, format="PNG")
+        mask_image(ids).save(tmp, format="PNG", compress_level=1)  # 2x faster than the default 6, ~2x larger
     return Path(path)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -9,13 +10,13 @@ import torch
 
 from colortrack.models.baselines import FlowPropagator, IdentityPropagator
 from colortrack.models.embedders.color import LabPatchEmbedder
+from colortrack.defaults import DEFAULT_METHOD, SHIPPED_MODEL, default_preset
+from colortrack.defaults import TRACK_METHODS as BUILTIN_METHODS
 from colortrack.errors import InputError
 from colortrack.core.tracker import PRESETS, LabelTracker, Propagator, TrackConfig
 
-SHIPPED_MODEL = "model"  # the trained embedder packaged in colortrack/weights/model
-TRAINING_FREE_METHODS = ("identity", "flow", "color")
-BUILTIN_METHODS = (SHIPPED_MODEL, *TRAINING_FREE_METHODS)
-DEFAULT_METHOD = SHIPPED_MODEL
+TRACK_OVERRIDES = ("temperature", "topk", "radius", "recent", "first_frame", "short_side", "precision")
+TRAINING_FREE_METHODS = BUILTIN_METHODS[1:]
 
 
 def shipped_model_path() -> Path:
@@ -53,13 +54,32 @@ def make_propagator(method: str, config: TrackConfig, device: torch.device) -> P
     raise InputError("--method", f"unknown method '{method}': choose {choices} or a checkpoint path")
 
 
-def default_preset(method: str) -> str:
-    """The preset tuned for ``method``: ``color`` for the colour embedder, ``default`` otherwise."""
-    return "color" if method == "color" else "default"
-
-
 def resolve_preset(name: str | None, method: str = DEFAULT_METHOD) -> TrackConfig:
     name = name or default_preset(method)
     if name not in PRESETS:
         raise InputError("--preset", f"unknown preset '{name}': choose {', '.join(PRESETS)}")
     return PRESETS[name]
+
+
+def track_config(preset: str | None = None, method: str = DEFAULT_METHOD, **overrides) -> TrackConfig:
+    """The preset (default: the method's own) with ``overrides`` applied; an override that is
+    None is not given. temperature, topk (0: all), radius (0: global), recent, first_frame
+    ("keep" or "drop"), short_side (0: native), precision: the command line's options."""
+    unknown = sorted(set(overrides) - set(TRACK_OVERRIDES))
+    if unknown:
+        raise InputError(unknown[0], f"unknown tracking setting: choose {', '.join(TRACK_OVERRIDES)}")
+    given = {name: value for name, value in overrides.items() if value is not None}
+    config = resolve_preset(preset, method)
+    affinity = {name: given[name] for name in ("temperature",) if name in given}
+    affinity.update({name: given[name] or None for name in ("topk", "radius") if name in given})
+    memory = {"recent": given["recent"]} if "recent" in given else {}
+    if "first_frame" in given:
+        if given["first_frame"] not in ("keep", "drop"):
+            raise InputError("first_frame", f"must be 'keep' or 'drop', not {given['first_frame']!r}")
+        memory["keep_first"] = given["first_frame"] == "keep"
+    return TrackConfig(
+        affinity=replace(config.affinity, **affinity),
+        memory=replace(config.memory, **memory),
+        short_side=given["short_side"] or None if "short_side" in given else config.short_side,
+        precision=given.get("precision", config.precision),
+    )

@@ -31,8 +31,10 @@ reference pixel of its instance among its candidates keeps them all).
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -45,13 +47,15 @@ from tqdm import tqdm
 
 from colortrack.core.affinity import AffinityConfig, affinity_topk, attend
 from colortrack.models.embedders.base import Embedder
+from colortrack.defaults import COLORIZE_METHODS, DEFAULT_COLORIZE_METHOD, GRAY_EMBEDDER, SHIPPED_MODEL
 from colortrack.errors import InputError
-from colortrack.core.lab import lab_to_rgb, rgb_to_lab
+from colortrack.core.lab import lab_to_rgb, rgb_to_lab, rgb_to_lightness
 from colortrack.core.memory import ContextMemory, MemoryConfig
-from colortrack.models.refiner import Refiner, load_refiner, refine_frames
+from colortrack.core.precision import PRECISIONS, autocast
+from colortrack.models.refiner import RefineSweep, Refiner, refine_frames
 from colortrack.core.tracker import PRESETS, LabelTracker, input_size, pick_device
 
-METHODS = ("propagate", "reference", "spatiotemporal")
+METHODS = COLORIZE_METHODS
 
 # Chosen on two davis2016-train sequences (boat, lucia) with the gray embedder (docs/colorization.md).
 # The temperature is the embedder's (see embedder_temperature) unless overridden.
@@ -101,6 +105,9 @@ class ColorizeConfig:
     recent: ``propagate`` only: number of most recent predicted frames in the context.
     short_side: frames are resized so that their shorter side has this many pixels before
     embedding (None: native), as :attr:`colortrack.core.tracker.TrackConfig.short_side`.
+    precision: autocast of a neural embedder and of the refiner (fp32, bf16, fp16, auto; see
+        :func:`colortrack.core.precision.autocast_dtype`); the affinity and the colours stay fp32.
+        bf16 (the default, as for tracking) changes PSNR by less than 0.1 dB (docs/benchmarks.md).
     """
 
     method: str = "propagate"
@@ -108,12 +115,17 @@ class ColorizeConfig:
     recent: int = 3
     spatiotemporal: SpatiotemporalConfig = field(default_factory=SpatiotemporalConfig)
     short_side: int | None = None
+    precision: str = "bf16"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+            raise InputError("method", f"unknown method '{self.method}': choose {', '.join(METHODS)}")
+        if self.precision not in PRECISIONS:
+            raise InputError("precision", f"unknown precision '{self.precision}': choose {', '.join(PRECISIONS)}")
         if self.recent < 0:
-            raise ValueError(f"recent must be >= 0, got {self.recent}")
+            raise InputError("recent", f"must be >= 0, got {self.recent}")
+        if not self.affinity.temperature > 0:
+            raise InputError("temperature", f"must be positive, got {self.affinity.temperature}")
 
     @classmethod
     def for_method(cls, method: str, **overrides) -> ColorizeConfig:
@@ -155,37 +167,40 @@ def predict_ab(
     Returns T tensors (2, h, w); reference frames get their own ab.
     """
     if not references:
-        raise ValueError("at least one reference frame is needed")
+        raise InputError("references", "at least one reference frame is needed")
     if any(not 0 <= index < len(embeddings) for index in references):
-        raise ValueError(f"reference frames {sorted(references)} outside 0..{len(embeddings) - 1}")
+        raise InputError("references", f"frames {sorted(references)} outside the video's 0..{len(embeddings) - 1}")
     if confidence is not None:
-        if config.affinity.topk is None:
-            raise InputError(
-                "--topk", "the warp confidence (refinement) needs a top-k; 0 (all) is not allowed (add --no-refine)"
-            )
+        _check_confidence(config)
         confidence[:] = [None] * len(embeddings)
         for index, ab in references.items():
             confidence[index] = torch.ones(ab.shape[-2:], device=ab.device)
-    run = {"propagate": _predict_propagate, "reference": _predict_reference, "spatiotemporal": _predict_spatiotemporal}
+    run = {"propagate": _predict_sweeps, "reference": _predict_sweeps, "spatiotemporal": _predict_spatiotemporal}
     with torch.no_grad():
         return run[config.method](
             list(embeddings), dict(sorted(references.items())), config, groups, progress, confidence
         )
 
 
+def _check_confidence(config: ColorizeConfig) -> None:
+    if config.affinity.topk is None:
+        raise InputError("--topk", "the warp confidence (refinement) needs a top-k; 0 (all) is not allowed (add --no-refine)")
+
+
 def _copy(
-    embeddings, t: int, keys: Tensor, values: Tensor, affinity: AffinityConfig, confidence: list | None, groups=None
-) -> Tensor:
-    """attend() of frame t to keys (N, C, h, w) and values (N, 2, h, w) -> (2, h, w). With a
-    ``confidence`` list, the same copy through affinity_topk, storing confidence[t] (h, w)."""
-    query = embeddings[t][None]
-    if confidence is None:
-        return attend(query, keys[None], values[None], affinity, groups=groups)[0]
+    query: Tensor, keys: Tensor, values: Tensor, affinity: AffinityConfig, with_confidence: bool, groups=None
+) -> tuple[Tensor, Tensor | None]:
+    """attend() of a frame's embedding (C, h, w) to keys (N, C, h, w) and values (N, 2, h, w) ->
+    (2, h, w), and, ``with_confidence``, the same copy through affinity_topk with its confidence
+    (h, w): the largest affinity weight of each cell (else None)."""
+    query = query[None]
+    if not with_confidence:
+        return attend(query, keys[None], values[None], affinity, groups=groups)[0], None
     weights, indices = affinity_topk(query, keys[None], affinity, groups=groups)
     flat = values.permute(0, 2, 3, 1).reshape(-1, values.shape[1])
     height, width = query.shape[-2:]
-    confidence[t] = weights[0, :, 0].view(height, width)
-    return (weights[0, :, :, None] * flat[indices[0]]).sum(1).t().reshape(-1, height, width)
+    copied = (weights[0, :, :, None] * flat[indices[0]]).sum(1).t().reshape(-1, height, width)
+    return copied, weights[0, :, 0].view(height, width)
 
 
 def _group_pair(groups: Sequence[Tensor] | None, target: int, frames: Sequence[int]) -> tuple[Tensor, Tensor] | None:
@@ -194,23 +209,42 @@ def _group_pair(groups: Sequence[Tensor] | None, target: int, frames: Sequence[i
     return groups[target][None], torch.stack([groups[index] for index in frames])[None]
 
 
-def _predict_reference(embeddings, references, config, groups, progress, confidence=None):
-    indices = list(references)
-    keys = torch.stack([embeddings[index] for index in indices])
-    values = torch.stack(list(references.values()))
-    out = []
-    for t in tqdm(range(len(embeddings)), desc="colorizing", unit="frame", disable=not progress):
-        if t in references:
-            out.append(references[t])
-            continue
-        pair = _group_pair(groups, t, indices)
-        out.append(_copy(embeddings, t, keys, values, config.affinity, confidence, pair))
-    return out
+class _Sweep:
+    """Colours frames one after the other in one direction away from the references: each frame
+    attends to the reference frames and, for ``propagate``, to the ``recent`` last frames of the
+    sweep it predicted (``reference``: the references only).
+
+    ref_keys (N, C, h, w), ref_values (N, 2, h, w) ab, ref_groups (N, h, w) instance ids or None.
+    """
+
+    def __init__(self, ref_keys: Tensor, ref_values: Tensor, ref_groups: Tensor | None, config: ColorizeConfig, with_confidence: bool):
+        self.keys, self.values, self.groups = ref_keys, ref_values, ref_groups
+        self.affinity, self.with_confidence = config.affinity, with_confidence
+        recent = config.recent if config.method == "propagate" else 0
+        self.memory = ContextMemory(MemoryConfig(keep_first=False, recent=recent)) if recent else None
+        self.remembered = 0
+
+    def step(self, key: Tensor, group: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """key (C, h, w), group (h, w) ids of the next frame -> its ab (2, h, w) and confidence (h, w) or None."""
+        keys, values, key_groups = self.keys, self.values, self.groups
+        if self.remembered:
+            recent_keys, recent_values = self.memory.context()
+            keys = torch.cat([keys, recent_keys])
+            values = torch.cat([values, recent_values[:, :2]])
+            if key_groups is not None:
+                key_groups = torch.cat([key_groups, recent_values[:, 2].long()])
+        pair = None if group is None else (group[None], key_groups[None])
+        predicted, confidence = _copy(key, keys, values, self.affinity, self.with_confidence, pair)
+        if self.memory is not None:
+            stored = predicted if group is None else torch.cat([predicted, group[None].float()])
+            self.memory.add(key, stored)
+            self.remembered += 1
+        return predicted, confidence
 
 
-def _predict_propagate(embeddings, references, config, groups, progress, confidence=None):
-    """Forward from the earliest reference to the end, then backward from it to the start; the
-    context is every reference frame plus the ``recent`` last predicted frames of the sweep."""
+def _predict_sweeps(embeddings, references, config, groups, progress, confidence=None):
+    """``propagate`` and ``reference``: forward from the earliest reference to the end, then
+    backward from it to the start (see :class:`_Sweep`)."""
     indices = list(references)
     ref_keys = torch.stack([embeddings[index] for index in indices])
     ref_values = torch.stack(list(references.values()))
@@ -218,28 +252,16 @@ def _predict_propagate(embeddings, references, config, groups, progress, confide
     first = indices[0]
     out: list[Tensor | None] = [None] * len(embeddings)
     bar = tqdm(total=len(embeddings), desc="colorizing", unit="frame", disable=not progress)
-    for sweep in (range(first, len(embeddings)), range(first - 1, -1, -1)):
-        memory = ContextMemory(MemoryConfig(keep_first=False, recent=config.recent)) if config.recent else None
-        remembered = 0
-        for t in sweep:
+    for order in (range(first, len(embeddings)), range(first - 1, -1, -1)):
+        sweep = _Sweep(ref_keys, ref_values, ref_groups, config, confidence is not None)
+        for t in order:
             bar.update()
             if t in references:
                 out[t] = references[t]
                 continue
-            keys, values, key_groups = ref_keys, ref_values, ref_groups
-            if remembered:
-                recent_keys, recent_values = memory.context()
-                keys = torch.cat([keys, recent_keys])
-                values = torch.cat([values, recent_values[:, :2]])
-                if key_groups is not None:
-                    key_groups = torch.cat([key_groups, recent_values[:, 2].long()])
-            pair = None if groups is None else (groups[t][None], key_groups[None])
-            predicted = _copy(embeddings, t, keys, values, config.affinity, confidence, pair)
-            out[t] = predicted
-            if memory is not None:
-                stored = predicted if groups is None else torch.cat([predicted, groups[t][None].float()])
-                memory.add(embeddings[t], stored)
-                remembered += 1
+            out[t], weight = sweep.step(embeddings[t], None if groups is None else groups[t])
+            if confidence is not None:
+                confidence[t] = weight
     bar.close()
     return out
 
@@ -327,7 +349,7 @@ def _predict_spatiotemporal(embeddings, references, config, groups, progress, co
             out[t] = attend(embeddings[t][None], keys, values, config.affinity, groups=pair, candidates=candidates[None])[0]
         if confidence is not None:
             plain = replace(config.affinity, radius=None)
-            _copy(embeddings, t, keys[0], values[0], plain, confidence, pair)
+            confidence[t] = _copy(embeddings[t], keys[0], values[0], plain, True, pair)[1]
         later[t] = []
     bar.close()
     return out
@@ -382,7 +404,7 @@ def _pad_candidates(found: list[tuple[Tensor, Tensor]], cells: int, size: tuple[
 
 def lightness(frame: np.ndarray, device: torch.device | None = None) -> Tensor:
     """(H, W, 3) uint8 RGB, gray or colour -> (1, H, W) float32 Lab L in [0, 100]."""
-    return rgb_to_lab(_to_float(frame, device))[:1]
+    return rgb_to_lightness(_to_float(frame, device))
 
 
 def chrominance(frame: np.ndarray, device: torch.device | None = None) -> Tensor:
@@ -438,7 +460,10 @@ class Colorizer:
         size = self.input_size(tuple(light.shape[-2:]))
         resized = F.interpolate(light[None].to(self.device), size=size, mode="bilinear", antialias=True)[0]
         gray = lab_to_rgb(torch.cat([resized, torch.zeros(2, *size, device=self.device)]))
-        return self.embedder.encode(gray[None])[0].float()
+        if not isinstance(self.embedder, torch.nn.Module):
+            return self.embedder.encode(gray[None])[0]
+        with autocast(self.config.precision, self.device):
+            return self.embedder.encode(gray[None])[0].float()
 
     def colorize(
         self,
@@ -447,28 +472,93 @@ class Colorizer:
         instances: tuple[int, np.ndarray] | None = None,
         progress: bool = False,
     ) -> Iterator[np.ndarray]:
-        """frames: (H, W, 3) uint8 RGB, gray or colour; it is iterated twice (a VideoReader or a
-        sequence of frames, not a generator). references: frame index -> colour image of that
+        """frames: (H, W, 3) uint8 RGB, gray or colour: a re-readable source (a VideoReader, a
+        sequence, an array) or a one-pass iterable. references: frame index -> colour image of that
         frame (H, W, 3) uint8. instances: optional (frame index, (H, W) object ids, 255 void).
         Yields the colourized frames (H, W, 3) uint8: every frame's own L, predicted ab (refined
-        when the colorizer has a refiner, see :meth:`refine`)."""
+        when the colorizer has a refiner, see :meth:`refine`).
+
+        ``propagate`` and ``reference`` stream: memory stays flat in the video's length. They hold
+        the frames up to the earliest reference (the frames before it are coloured backward from
+        it) and up to the instance mask's frame; a reference further on is read ahead, by a first
+        pass over a re-readable source, else by holding the frames up to it (as for every
+        reference with ``instances``). ``spatiotemporal`` holds every frame's embedding: its dense
+        tracking sweeps the whole video backward before colouring."""
+        if self.config.method == "spatiotemporal":
+            if iter(frames) is frames:
+                frames = list(frames)
+            return self._colorize_whole(frames, references, instances, progress)
+        return self._colorize_stream(frames, references, instances, progress)
+
+    def _colorize_stream(self, frames, references, instances, progress) -> Iterator[np.ndarray]:
+        references = dict(sorted(references.items()))
+        first, last = min(references), max(references)
+        ahead = iter(frames) is frames or instances is not None
+        hold = max(first, last if ahead else 0, instances[0] if instances is not None else 0)
+        stream = iter(frames)
+        held = list(itertools.islice(stream, hold + 1))
+        if len(held) <= hold:
+            raise InputError("video", f"has {len(held)} frames; a reference or the instance mask is on frame {hold}")
+        native = held[0].shape[:2]
+        self._check_references(references, native)
+        keys = {t: self.embed(lightness(frame, self.device)) for t, frame in _frames_at(frames, held, references)}
+        grid = tuple(keys[first].shape[-2:])
+        ref_full = {index: chrominance(image, self.device) for index, image in references.items()}
+        ref_values = torch.stack([F.adaptive_avg_pool2d(ab, grid) for ab in ref_full.values()])
+        instance = None if instances is None else _InstanceTrack(self, *instances, held, grid)
+        ref_groups = None if instance is None else torch.stack([instance.group(t) for t in references])
+        refine = None if self.refiner is None else self.input_size(native)
+        if refine is not None:
+            _check_confidence(self.config)
+        bar = tqdm(total=_length(frames), desc="colorizing", unit="frame", disable=not progress)
+
+        def sweep(order: Iterable[tuple[int, np.ndarray]]) -> Iterator[tuple[Tensor, Tensor]]:
+            """(L, ab) of each frame along one sweep away from the earliest reference."""
+            colours = _Sweep(torch.stack(list(keys.values())), ref_values, ref_groups, self.config, refine is not None)
+            refiner = RefineSweep(self.refiner, refine, self.config.precision) if refine is not None else None
+            for t, frame in order:
+                light = lightness(frame, self.device)
+                if t in references:
+                    if refiner is not None:
+                        refiner.reference(light, ref_full[t])
+                    yield light, ref_full[t]
+                    continue
+                group = None if instance is None else instance.group(t, frame)
+                ab, confidence = colours.step(self.embed(light), group)
+                yield light, ab if refiner is None else refiner.step(light, ab, confidence)
+
+        backward = [(t, held[t]) for t in range(first, -1, -1)]
+        before = list(sweep(backward))[1:][::-1]
+        for light, ab in before:
+            bar.update()
+            yield compose(light, ab)
+        before.clear()
+        for light, ab in sweep(enumerate(itertools.chain(held[first:], stream), start=first)):
+            bar.update()
+            yield compose(light, ab)
+        bar.close()
+
+    def _check_references(self, references: dict[int, np.ndarray], native: tuple[int, int]) -> None:
+        for index, image in references.items():
+            if image.shape[:2] != native:
+                raise InputError(f"reference {index}", f"is {image.shape[1]}x{image.shape[0]} but the video is {native[1]}x{native[0]}")
+
+    def _colorize_whole(self, frames, references, instances, progress) -> Iterator[np.ndarray]:
+        """The colours of a re-readable video computed from every frame's embedding at once."""
         embeddings = []
         native = None
         for frame in tqdm(frames, desc="embedding", unit="frame", disable=not progress):
             native = frame.shape[:2]
             embeddings.append(self.embed(lightness(frame, self.device)))
         if native is None:
-            raise ValueError("no frames")
+            raise InputError("video", "no frames")
+        self._check_references(references, native)
         grid = tuple(embeddings[0].shape[-2:])
-        ref_full = {}
-        for index, image in references.items():
-            if image.shape[:2] != native:
-                raise ValueError(f"reference {index} is {image.shape[:2]}, frames are {native}")
-            ref_full[index] = chrominance(image, self.device)
+        ref_full = {index: chrominance(image, self.device) for index, image in references.items()}
         ref_cells = {index: F.adaptive_avg_pool2d(ab, grid) for index, ab in ref_full.items()}
         groups = None
         if instances is not None:
-            groups = self.track_instances(frames, *instances, grid, len(embeddings))
+            groups = self.track_instances(list(frames), *instances, grid, len(embeddings))
         confidence = None if self.refiner is None else []
         predicted = predict_ab(embeddings, ref_cells, self.config, groups, progress, confidence)
         if self.refiner is None:
@@ -488,41 +578,88 @@ class Colorizer:
         scale G was trained at (cells of the embedder's stride); as good as refining 854x480
         frames at full size and 5x faster (docs/benchmarks.md). :func:`compose` scales it up."""
         size = self.input_size(tuple(lights[0].shape[-2:]))
-        return refine_frames(self.refiner, lights, predicted, confidence, references, size=size)
+        return refine_frames(self.refiner, lights, predicted, confidence, references, size, self.config.precision)
 
     def track_instances(
-        self, frames: Iterable[np.ndarray], index: int, mask: np.ndarray, grid: tuple[int, int], num_frames: int
+        self, frames: Sequence[np.ndarray], index: int, mask: np.ndarray, grid: tuple[int, int], num_frames: int
     ) -> list[Tensor]:
-        """Instance ids (h, w) long on the feature grid for every frame: ``mask`` (ids, 255 void
-        -> -1) on frame ``index``, carried forward and backward by the mask tracker on the gray
-        frames (this colorizer's embedder with its tracking preset: ``default`` for a trained
-        network, ``color`` for a hand-made embedder)."""
+        """Instance ids (h, w) long on the feature grid for every frame (see :class:`_InstanceTrack`)."""
+        if len(frames) != num_frames:
+            raise InputError("video", f"{len(frames)} frames for {num_frames} embeddings")
+        track = _InstanceTrack(self, index, mask, frames, grid)
+        return [track.group(t) for t in range(num_frames)]
+
+    def instance_tracker(self) -> LabelTracker:
+        """The mask tracker that carries instance masks: this colorizer's embedder with its tracking
+        preset (``default`` for a trained network, ``color`` for a hand-made embedder)."""
+        preset = PRESETS["default" if isinstance(self.embedder, torch.nn.Module) else "color"]
+        return LabelTracker(self.embedder, replace(preset, short_side=self.config.short_side), self.device)
+
+
+class _InstanceTrack:
+    """Instance ids (h, w) long on the feature grid, frame by frame: ``mask`` (ids, 255 void -> -1)
+    on frame ``index``, carried backward over the ``held`` frames before it and forward over the
+    held frames and then the frames handed to :meth:`group`, in order, by the colorizer's mask
+    tracker on the gray frames."""
+
+    def __init__(self, colorizer: Colorizer, index: int, mask: np.ndarray, held: Sequence[np.ndarray], grid):
         from colortrack.tasks.masks import propagate_mask
 
-        preset = PRESETS["default" if isinstance(self.embedder, torch.nn.Module) else "color"]
-        tracker = LabelTracker(self.embedder, replace(preset, short_side=self.config.short_side), self.device)
-        before: list[np.ndarray] = []
-        anchor: list[np.ndarray] = []
+        self.device, self.grid = colorizer.device, grid
+        tracker = colorizer.instance_tracker()
+        gray = [to_gray(frame) for frame in held[: index + 1]]
+        backward = list(propagate_mask(tracker, gray[::-1], mask))[1:][::-1] if index > 0 else []
+        self._queue: deque[np.ndarray] = deque()
+        self._forward = propagate_mask(tracker, self._fed(), mask)
+        self._ids = {t: self._on_grid(ids) for t, ids in enumerate(backward)}
+        for t in range(index, len(held)):
+            self._ids[t] = self._next(held[t])
+        self._ids[index] = self._on_grid(mask)
+        self._last = len(held) - 1
 
-        def from_index() -> Iterator[np.ndarray]:
-            for t, frame in enumerate(frames):
-                gray = to_gray(frame)
-                if t < index:
-                    before.append(gray)
-                    continue
-                if t == index:
-                    anchor.append(gray)
-                yield gray
+    def group(self, t: int, frame: np.ndarray | None = None) -> Tensor:
+        """The ids of frame ``t``: held, or (frames after the held ones, in order) tracked from ``frame``."""
+        if t in self._ids:
+            return self._ids[t]
+        if t != self._last + 1 or frame is None:
+            raise RuntimeError(f"instance ids of frame {t} asked out of order")
+        self._last = t
+        return self._next(frame)
 
-        tracked = list(propagate_mask(tracker, from_index(), mask))
-        backward: list[np.ndarray] = []
-        if index > 0:
-            backward = list(propagate_mask(tracker, [anchor[0], *before[::-1]], mask))[1:][::-1]
-        masks = backward + tracked
-        if len(masks) != num_frames:
-            raise ValueError(f"tracked {len(masks)} instance masks for {num_frames} frames")
-        masks[index] = mask
-        return [_ids_on_grid(m, grid, self.device) for m in masks]
+    def _next(self, frame: np.ndarray) -> Tensor:
+        self._queue.append(to_gray(frame))
+        return self._on_grid(next(self._forward))
+
+    def _fed(self) -> Iterator[np.ndarray]:
+        while True:
+            yield self._queue.popleft()
+
+    def _on_grid(self, ids: np.ndarray) -> Tensor:
+        return _ids_on_grid(ids, self.grid, self.device)
+
+
+def _frames_at(frames: Iterable[np.ndarray], held: list[np.ndarray], wanted: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
+    """(t, frame) of the ``wanted`` frames: from ``held``, else from a first pass over ``frames``."""
+    wanted = sorted(wanted)
+    if wanted[-1] < len(held):
+        yield from ((t, held[t]) for t in wanted)
+        return
+    found = 0
+    for t, frame in enumerate(frames):
+        if t in wanted:
+            found += 1
+            yield t, frame
+        if t == wanted[-1]:
+            break
+    if found < len(wanted):
+        raise InputError("references", f"frames {wanted} outside the video's 0..{t}")
+
+
+def _length(frames: Iterable[np.ndarray]) -> int | None:
+    try:
+        return len(frames)
+    except TypeError:
+        return None
 
 
 def _ids_on_grid(mask: np.ndarray, grid: tuple[int, int], device: torch.device) -> Tensor:
@@ -551,21 +688,59 @@ def parse_reference(text: str) -> tuple[Path, int]:
 def embedder_temperature(spec: str) -> float:
     """The softmax temperature that suits an embedder: 0.05 for the gray embedder's cosine
     similarities, a checkpoint's training temperature for its raw dot products."""
-    if spec == "gray":
+    if spec == GRAY_EMBEDDER:
         return GRAY_TEMPERATURE
-    from colortrack.models.registry import SHIPPED_MODEL, shipped_model_path
+    from colortrack.models.registry import shipped_model_path
     from colortrack.train.checkpoint import read_meta
 
     path = shipped_model_path() if spec == SHIPPED_MODEL else spec
     return float(read_meta(path).get("train_config", {}).get("temperature", GRAY_TEMPERATURE))
 
 
+def default_short_side(embedder: str) -> int | None:
+    """The embedding height an embedder was tuned at: the ``default`` preset's for a trained model
+    (240 rows), native for the training-free gray embedder."""
+    return None if embedder == GRAY_EMBEDDER else PRESETS["default"].short_side
+
+
+def colorize_overrides(
+    embedder: str = SHIPPED_MODEL,
+    temperature: float | None = None,
+    topk: int | None = None,
+    radius: int | None = None,
+    recent: int | None = None,
+    precision: str | None = None,
+) -> dict:
+    """Overrides of a method's defaults (:meth:`ColorizeConfig.for_method`) as the command line
+    gives them: None is not given, 0 disables top-k or the radius; the temperature defaults to the
+    embedder's (:func:`embedder_temperature`)."""
+    if temperature is not None and not temperature > 0:
+        raise InputError("temperature", f"must be positive, got {temperature}")
+    out: dict = {"temperature": embedder_temperature(embedder) if temperature is None else temperature}
+    out.update({name: value or None for name, value in (("topk", topk), ("radius", radius)) if value is not None})
+    if recent is not None:
+        out["recent"] = recent
+    if precision is not None:
+        out["precision"] = precision
+    return out
+
+
+def colorize_config(
+    method: str = DEFAULT_COLORIZE_METHOD, embedder: str = SHIPPED_MODEL, short_side: int | None = None, **overrides
+) -> ColorizeConfig:
+    """The configuration ``colortrack colorize`` uses: the method's defaults for ``embedder``
+    (its temperature, its input size; ``short_side`` 0 is native) with ``overrides`` (see
+    :func:`colorize_overrides`)."""
+    side = default_short_side(embedder) if short_side is None else (short_side or None)
+    return ColorizeConfig.for_method(method, short_side=side, **colorize_overrides(embedder, **overrides))
+
+
 def make_embedder(spec: str, device: torch.device) -> Embedder:
     """``model`` (the shipped weights), ``gray`` (training-free LuminancePatchEmbedder) or a
     checkpoint path (file or run folder)."""
-    from colortrack.models.registry import SHIPPED_MODEL, load_model
+    from colortrack.models.registry import load_model
 
-    if spec == "gray":
+    if spec == GRAY_EMBEDDER:
         from colortrack.models.embedders.gray import LuminancePatchEmbedder
 
         return LuminancePatchEmbedder()
@@ -575,6 +750,72 @@ def make_embedder(spec: str, device: torch.device) -> Embedder:
 
 
 # ----------------------------------------------------------------------------- the job
+
+
+def load_references(refs, size: tuple[int, int], num_frames: int | None = None) -> dict[int, np.ndarray]:
+    """Colour images of reference frames: ``{frame index: image}``, one image (of frame 0) or a
+    list of ``IMAGE[@FRAME]`` strings (paths); an image is a path or an (H, W, 3) uint8 array of
+    the video's ``size`` (H, W). Returns frame index -> (H, W, 3) uint8, checked against the size
+    and ``num_frames`` (when known)."""
+    from colortrack.io.sources import read_rgb
+
+    if isinstance(refs, Mapping):
+        items = [(f"reference {index}", image, index) for index, image in refs.items()]
+    elif isinstance(refs, (str, os.PathLike, np.ndarray)):
+        items = [_reference_item(refs)]
+    else:
+        items = [_reference_item(ref) for ref in refs]
+    references: dict[int, np.ndarray] = {}
+    for name, image, index in items:
+        if not isinstance(index, (int, np.integer)) or index < 0:
+            raise InputError(name, f"frame index must be a whole number >= 0, got {index!r}")
+        if num_frames is not None and index >= num_frames:
+            raise InputError(name, f"frame {index} is past the video's last frame ({num_frames - 1})")
+        if index in references:
+            raise InputError(name, f"frame {index} has two reference images")
+        rgb = read_rgb(image, name)
+        if rgb.shape[:2] != tuple(size):
+            where = image if isinstance(image, (str, os.PathLike)) else name
+            raise InputError(where, f"reference is {rgb.shape[1]}x{rgb.shape[0]} but the video is {size[1]}x{size[0]}")
+        references[int(index)] = rgb
+    if not references:
+        raise InputError("--ref", "at least one reference image is needed")
+    return references
+
+
+def _reference_item(ref) -> tuple[str, object, int]:
+    if isinstance(ref, np.ndarray):
+        return "reference 0", ref, 0
+    path, index = parse_reference(str(ref))
+    return str(ref), path, index
+
+
+def load_instances(instances, size: tuple[int, int], num_frames: int | None = None) -> tuple[int, np.ndarray] | None:
+    """The object mask that keeps colours within objects: None, ``MASK[@FRAME]`` (a path), an
+    (H, W) id array (of frame 0), ``(frame index, mask)`` or ``{frame index: mask}`` (one entry).
+    Returns (frame index, (H, W) uint8 ids)."""
+    from colortrack.io.sources import read_ids
+
+    if instances is None:
+        return None
+    if isinstance(instances, Mapping):
+        if len(instances) != 1:
+            raise InputError("instances", f"one instance mask is supported, got {len(instances)}")
+        instances = next(iter(instances.items()))
+    if isinstance(instances, tuple):
+        index, mask, name = instances[0], instances[1], f"instances@{instances[0]}"
+    elif isinstance(instances, np.ndarray):
+        index, mask, name = 0, instances, "instances"
+    else:
+        mask, index = parse_reference(str(instances))
+        name = str(instances)
+    if num_frames is not None and index >= num_frames:
+        raise InputError(name, f"frame {index} is past the video's last frame ({num_frames - 1})")
+    if isinstance(mask, (str, os.PathLike)):
+        from colortrack.io.masks import read_mask
+
+        return int(index), read_mask(mask, size=tuple(size))
+    return int(index), read_ids(mask, name, size)
 
 
 @dataclass(frozen=True)
@@ -589,64 +830,38 @@ def colorize_video(
     video_path: str | os.PathLike,
     refs: Sequence[str],
     out_path: str | os.PathLike,
-    config: ColorizeConfig,
-    embedder_spec: str = "model",
+    colorizer: Colorizer,
+    settings: dict,
     frames_dir: str | os.PathLike | None = None,
     instances: str | None = None,
-    device: torch.device | None = None,
     progress: bool = True,
-    refiner: str | None = None,
 ) -> ColorizeOutput:
-    """Writes ``out_path`` (H.264), ``out_path`` with suffix ``.json`` (the settings) and, when
-    asked, ``frames_dir/%05d.png``. refs: ``IMAGE[@FRAME]`` strings; instances: ``MASK[@FRAME]``;
-    refiner: None (no refinement) or a :func:`colortrack.models.refiner.load_refiner` spec."""
+    """Writes ``out_path`` (H.264), ``out_path`` with suffix ``.json`` (``settings`` with the
+    inputs) and, when asked, ``frames_dir/%05d.png``. refs: ``IMAGE[@FRAME]`` strings;
+    instances: ``MASK[@FRAME]``."""
     from colortrack.io.atomic import atomic_write_json, make_dirs
-    from colortrack.io.masks import read_mask
-    from colortrack.io.video import VideoReader, VideoWriter, read_image, write_frames_png
+    from colortrack.io.video import VideoReader, VideoWriter, write_frames_png
 
     out_path = Path(out_path)
     reader = VideoReader(video_path)
     info = reader.info
     if out_path.exists() and out_path.is_dir():
         raise InputError(out_path, "is a folder; --out names the output video file")
-    references: dict[int, np.ndarray] = {}
-    for text in refs:
-        path, index = parse_reference(text)
-        if index >= info.num_frames:
-            raise InputError(text, f"frame {index} is past the video's last frame ({info.num_frames - 1})")
-        if index in references:
-            raise InputError(text, f"frame {index} has two reference images")
-        image = read_image(path)
-        if image.shape[:2] != (info.height, info.width):
-            raise InputError(
-                path, f"reference is {image.shape[1]}x{image.shape[0]} but the video is {info.width}x{info.height}"
-            )
-        references[index] = image
-    if not references:
-        raise InputError("--ref", "at least one reference image is needed")
-    instance = None
-    if instances is not None:
-        mask_path, mask_index = parse_reference(instances)
-        if mask_index >= info.num_frames:
-            raise InputError(instances, f"frame {mask_index} is past the video's last frame ({info.num_frames - 1})")
-        instance = (mask_index, read_mask(mask_path, size=(info.height, info.width)))
-    device = device or pick_device()
-    refine = None if refiner is None else load_refiner(refiner, device)
-    colorizer = Colorizer(make_embedder(embedder_spec, device), config, device, refine)
+    size = (info.height, info.width)
+    references = load_references(refs, size, info.num_frames)
+    instance = load_instances(instances, size, info.num_frames)
     settings = {
         "video": str(video_path),
         "references": {str(index): text for index, text in zip(references, refs)},
         "instances": instances,
-        "embedder": embedder_spec,
-        "refiner": refiner,
-        "colorize": config.to_dict(),
+        **settings,
     }
     config_path = out_path.with_suffix(".json")
     frames_folder = Path(frames_dir) if frames_dir is not None else None
     if frames_folder is not None:
         make_dirs(frames_folder)  # a file in the way fails now, not after the first frame
     count = 0
-    with VideoWriter(out_path, info.fps) as writer:
+    with VideoWriter(out_path, info.fps, speed="veryfast") as writer:
         for index, frame in enumerate(colorizer.colorize(reader, references, instance, progress)):
             writer.write(frame)
             if frames_folder is not None:

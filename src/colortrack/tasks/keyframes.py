@@ -124,7 +124,7 @@ def propagate_keyframe_masks(
     uint8 object ids}``. Yields (H, W) uint8 id masks for every frame in time order."""
     check_keyframes(keyframes, len(frames), frames[0].shape[:2])
     label_map = LabelMap.from_masks(keyframes.values())
-    for probabilities in propagate_keyframes(propagator, frames, _LazyOnehot(label_map, keyframes)):
+    for probabilities in propagate_keyframes(propagator, frames, OnehotLabels(label_map, keyframes)):
         yield label_map.to_ids(np.argmax(probabilities, axis=0))
 
 
@@ -263,7 +263,7 @@ class KeyframeSession:
         if not self._keyframes:
             return
         label_map = LabelMap.from_masks(self._keyframes.values())
-        labels = _LazyOnehot(label_map, self._keyframes)
+        labels = OnehotLabels(label_map, self._keyframes)
         segments = [s for s in split_segments(list(self._keyframes), len(self.frames)) if self._stale & set(s.frames)]
         total = sum(len(s.frames) for s in segments)
         done = 0
@@ -281,7 +281,7 @@ class KeyframeSession:
         return sorted(candidates, key=lambda t: self.confidence[t])[:count]
 
 
-class _LazyOnehot(Mapping):
+class OnehotLabels(Mapping):
     """``{keyframe index: (L, H, W) one-hot}``, each built when first asked for."""
 
     def __init__(self, label_map: LabelMap, masks: Mapping[int, np.ndarray]):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +23,51 @@ from colortrack.io.overlay import overlay_masks
 from colortrack.io.runs import RunFolder, input_fingerprint
 from colortrack.io.streams import NoWriter, prefetched, remember_all
 from colortrack.io.video import VideoReader, VideoWriter
-from colortrack.tasks.keyframes import propagate_keyframe_masks
+from colortrack.tasks.keyframes import OnehotLabels, check_keyframes, propagate_keyframe_masks, propagate_keyframes
+
+
+@dataclass(frozen=True)
+class MaskFrame:
+    """The objects of one frame, at the video's native size.
+
+    index: 0-based frame number. mask: (H, W) uint8 object ids (0 background).
+    probabilities: (L, H, W) float32 soft labels; channel l is object ``ids[l]`` (``ids[0]`` = 0,
+    the background). ids: (L,) the object id of each channel.
+    """
+
+    index: int
+    mask: np.ndarray
+    probabilities: np.ndarray
+    ids: tuple[int, ...]
+
+    @property
+    def confidence(self) -> np.ndarray:
+        """(H, W) float32: the probability of the id chosen at each pixel."""
+        return self.probabilities.max(axis=0)
+
+
+def iter_mask_frames(
+    propagator: Propagator, frames: Iterable[np.ndarray], keyframes: np.ndarray | Mapping[int, np.ndarray]
+) -> Iterator[MaskFrame]:
+    """frames: RGB (H, W, 3) uint8; keyframes: the (H, W) uint8 object ids of the first frame (255
+    void: unknown; it comes back as given), or ``{frame index: ids}`` of one or more keyframes (:mod:`colortrack.tasks.keyframes`; frames are
+    then held in memory). Yields a :class:`MaskFrame` for every frame in time order, one at a time
+    (streamed from a first-frame mask)."""
+    keyframes = keyframes if isinstance(keyframes, Mapping) else {0: keyframes}
+    if list(keyframes) == [0]:
+        label_map = LabelMap.from_mask(keyframes[0])
+        stream = propagator.track(frames, label_map.to_onehot(keyframes[0]))
+    else:
+        frames = frames if isinstance(frames, Sequence) else list(frames)
+        check_keyframes(keyframes, len(frames), frames[0].shape[:2])
+        label_map = LabelMap.from_masks(keyframes.values())
+        stream = propagate_keyframes(propagator, frames, OnehotLabels(label_map, keyframes))
+    for index, probabilities in enumerate(stream):
+        if index == 0 and list(keyframes) == [0]:  # the first mask as given, void kept
+            yield MaskFrame(0, keyframes[0], probabilities, label_map.ids)
+            continue
+        # numpy's argmax over the first axis is ~6x faster than torch's on CPU (a strided reduction)
+        yield MaskFrame(index, label_map.to_ids(np.argmax(probabilities, axis=0)), probabilities, label_map.ids)
 
 
 def propagate_mask(
@@ -32,13 +76,7 @@ def propagate_mask(
     """frames: RGB (H, W, 3) uint8; first_mask: (H, W) uint8 object ids of the first frame, 255
     void (unknown: no label is taught there). Yields (H, W) uint8 id masks for every frame, the
     first included (the first as given, void kept)."""
-    label_map = LabelMap.from_mask(first_mask)
-    tracked = propagator.track(frames, label_map.to_onehot(first_mask))
-    next(tracked)
-    yield first_mask
-    for probabilities in tracked:
-        # numpy's argmax over the first axis is ~6x faster than torch's on CPU (a strided reduction)
-        yield label_map.to_ids(np.argmax(probabilities, axis=0))
+    return (frame.mask for frame in iter_mask_frames(propagator, frames, first_mask))
 
 
 _MASK_NAME = re.compile(r"^\d{5}\.png$")

@@ -1,0 +1,73 @@
+"""``colortrack eval``: DAVIS (J&F), JHMDB (PCK) and colourization benchmarks."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from colortrack.cli.colorize import add_eval_colorize_parser
+from colortrack.cli.eval_badja import add_eval_badja_parser
+from colortrack.cli.options import add_method_options, add_point_options, tracker_of
+
+
+def add_eval_parser(commands) -> None:
+    parser = commands.add_parser("eval")
+    benchmarks = parser.add_subparsers(dest="benchmark", required=True)
+    davis = benchmarks.add_parser("davis", help="DAVIS semi-supervised protocol (J&F)")
+    davis.add_argument("--root", type=Path, required=True, help="DAVIS root (JPEGImages/, Annotations/)")
+    davis.add_argument("--sequences", default=None, help="comma-separated subset")
+    davis.add_argument("--resolution", default="480p")
+    davis.add_argument("--out", type=Path, required=True, help="folder for predictions and results.json")
+    add_method_options(davis)
+    davis.set_defaults(run=run_eval_davis)
+    jhmdb = benchmarks.add_parser("jhmdb", help="JHMDB keypoint propagation (PCK@0.1..0.5)")
+    jhmdb.add_argument("--root", type=Path, required=True, help="JHMDB root (Rename_Images/, joint_positions/)")
+    jhmdb.add_argument("--clips", default=None, help="comma-separated subset of clip names")
+    jhmdb.add_argument("--out", type=Path, required=True, help="folder for predictions and results.json")
+    add_method_options(jhmdb)
+    add_point_options(jhmdb)
+    jhmdb.set_defaults(run=run_eval_jhmdb)
+    add_eval_badja_parser(benchmarks)
+    add_eval_colorize_parser(benchmarks)
+
+
+def comma_list(text: str | None) -> list[str] | None:
+    return [name for name in text.split(",") if name] if text else None
+
+
+def run_eval_davis(args: argparse.Namespace) -> int:
+    from colortrack.eval.davis import DavisEvalConfig, evaluate_davis, print_summary
+    from colortrack.io.davis import DavisDataset
+
+    dataset = DavisDataset(args.root, resolution=args.resolution, sequences=comma_list(args.sequences))
+    tracker = tracker_of(args)
+    eval_config = DavisEvalConfig(
+        root=str(args.root),
+        method=tracker.method,
+        preset=tracker.preset,
+        track=tracker.config.to_dict(),
+        sequences=[sequence.name for sequence in dataset.sequences],
+    )
+    summary = evaluate_davis(dataset, tracker.propagator, eval_config, args.out, progress=not args.quiet)
+    print_summary(summary, f"DAVIS {args.resolution}, method {tracker.method}, preset {tracker.preset}")
+    print(f"wrote {args.out / 'results.json'}")
+    return 0
+
+
+def run_eval_jhmdb(args: argparse.Namespace) -> int:
+    from colortrack.eval.jhmdb import evaluate_jhmdb
+    from colortrack.eval.keypoints import format_results
+    from colortrack.io.jhmdb import find_jhmdb_clips
+
+    clips = find_jhmdb_clips(args.root, comma_list(args.clips))
+    tracker = tracker_of(args)
+    settings = {
+        "method": tracker.method,
+        "preset": tracker.preset,
+        "config": {"root": str(args.root), "track": tracker.config.to_dict(), "points": tracker.points.to_dict()},
+    }
+    results = evaluate_jhmdb(clips, tracker.propagator, tracker.points, settings, args.out, progress=not args.quiet)
+    print(f"JHMDB PCK (%), method {tracker.method}, preset {tracker.preset}, {len(clips)} clip(s)")
+    print(format_results(results))
+    print(f"wrote {args.out / 'results.json'}")
+    return 0

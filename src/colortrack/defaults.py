@@ -1,0 +1,25 @@
+"""The user-facing names and defaults of every command, in one place and without importing torch:
+the command line's parser reads them, and the library builds its configurations from them
+(:func:`colortrack.models.registry.track_config`, :func:`colortrack.tasks.colorize.colorize_config`)."""
+
+from __future__ import annotations
+
+SHIPPED_MODEL = "model"  # the trained embedder packaged in colortrack/weights/model
+TRACK_METHODS = (SHIPPED_MODEL, "identity", "flow", "color")  # the shipped model, then the training-free ones
+DEFAULT_METHOD = SHIPPED_MODEL
+
+# The settings of each preset are colortrack.core.tracker.PRESETS (a test keeps the names equal).
+PRESET_NAMES = ("paper", "default", "color")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+
+COLORIZE_METHODS = ("propagate", "reference", "spatiotemporal")
+DEFAULT_COLORIZE_METHOD = "propagate"
+GRAY_EMBEDDER = "gray"  # the training-free embedder of colorization
+SHIPPED_REFINER = "refiner"  # the refiner weights packaged in colortrack/weights
+# Refinement is on by default once the shipped weights beat plain warping (docs/benchmarks.md).
+REFINE_BY_DEFAULT = True
+
+
+def default_preset(method: str) -> str:
+    """The preset tuned for a tracking ``method``: ``color`` for the colour embedder, ``default`` otherwise."""
+    return "color" if method == "color" else "default"
