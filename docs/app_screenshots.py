@@ -84,14 +84,19 @@ def annotate(page, video, out: Path) -> None:
     page.keyboard.press("p")
     box = page.locator("#draft").bounding_box()
     frame = int(page.get_attribute("body", "data-frame"))
-    largest = np.bincount(video.masks[frame].ravel(), minlength=4)[1:].argmax() + 1
-    page.check(f"#objects li[data-object='{largest}'] input[type=radio]")
-    contours, _ = cv2.findContours((video.masks[frame] == largest).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    predicted = np.asarray(page.evaluate("Array.from(state.ids)"), np.uint8).reshape(HEIGHT, WIDTH)
+    worst = min(names, key=lambda i: iou(predicted == i, video.masks[frame] == i))  # the one to correct
+    page.check(f"#objects li[data-object='{worst}'] input[type=radio]")
+    contours, _ = cv2.findContours((video.masks[frame] == worst).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     corners = cv2.approxPolyDP(max(contours, key=cv2.contourArea), 1.0, True)[:, 0]
     for x, y in corners[: max(3, len(corners) * 2 // 3)]:
         page.mouse.click(box["x"] + (x + 0.5) * box["width"] / WIDTH, box["y"] + (y + 0.5) * box["height"] / HEIGHT)
     page.screenshot(path=str(out / "app-correct.png"))
     page.keyboard.press("Escape")
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
 
 
 def colorize(page, root: Path, out: Path) -> None:
