@@ -17,7 +17,7 @@ from colortrack.demo.synthetic import make_video
 from colortrack.errors import InputError
 from colortrack.io.davis import write_sequence
 from colortrack.io.masks import DAVIS_PALETTE, LabelMap, read_mask, read_masks, write_mask
-from colortrack.io.video import VideoReader, image_size, read_image
+from colortrack.io.video import VideoReader, image_size, read_image, write_frames_png
 from colortrack.models.baselines import FlowPropagator, IdentityPropagator
 from colortrack.models.embedders.color import LabPatchEmbedder
 from colortrack.tasks.masks import propagate_mask
@@ -252,3 +252,20 @@ def test_transparent_pixels_of_an_rgba_mask_are_background(tmp_path):
     rgba[ids == 7] = (*DAVIS_PALETTE[7], 255)
     Image.fromarray(rgba, mode="RGBA").save(tmp_path / "m.png")
     np.testing.assert_array_equal(read_mask(tmp_path / "m.png"), ids)
+
+
+def test_track_names_masks_after_the_source_frames(tmp_path: Path) -> None:
+    """1-based frame files give 1-based masks, so they line up with ground truth named the same."""
+    video = make_video(num_frames=4, height=32, width=48, seed=0)
+    frames = tmp_path / "frames"
+    write_frames_png(frames, video.frames)
+    for index in reversed(range(4)):  # renamed to 00001.png .. 00004.png
+        (frames / f"{index:05d}.png").rename(frames / f"{index + 1:05d}.png")
+    write_mask(tmp_path / "first.png", video.masks[0])
+    out = tmp_path / "out"
+    assert main(["track", str(frames), "--mask", str(tmp_path / "first.png"), "--out", str(out), "--method", "identity", "--quiet", "--no-overlay"]) == 0
+    names = sorted(path.name for path in (out / "masks").iterdir())
+    assert names == ["00001.png", "00002.png", "00003.png", "00004.png"]
+    np.testing.assert_array_equal(read_mask(out / "masks" / "00001.png"), video.masks[0])
+    assert main(["track", str(frames), "--mask", str(tmp_path / "first.png"), "--out", str(out), "--method", "identity", "--quiet", "--no-overlay"]) == 0
+    assert sorted(path.name for path in (out / "masks").iterdir()) == names  # a re-run is complete, nothing added

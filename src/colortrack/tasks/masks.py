@@ -99,7 +99,10 @@ def track_video(
     overlay: bool = True,
     progress: bool = True,
 ) -> TrackOutput:
-    """Writes ``out_dir/masks/%05d.png`` at native size, ``out_dir/overlay.mp4`` and ``out_dir/config.json``.
+    """Writes ``out_dir/masks/<frame>.png`` at native size, ``out_dir/overlay.mp4`` and ``out_dir/config.json``.
+
+    Masks are named after the source frames (``00001.jpg`` -> ``00001.png``) for a folder of
+    frames, so that they line up with 1-based or sparse ground truth; ``%05d`` from 0 for a video.
 
     mask_paths: the first frame's mask, or ``{frame index: mask}`` of one or more keyframes
     (:mod:`colortrack.tasks.keyframes`; the video is then held in memory).
@@ -115,10 +118,11 @@ def track_video(
     masks_dir = out_dir / "masks"
     num_frames = reader.info.num_frames
     overlay_path = out_dir / "overlay.mp4" if overlay else None
-    expected = [masks_dir / f"{index:05d}.png" for index in range(num_frames)] + [overlay_path] * overlay
-    if run.finished(expected):
+    mask_paths = [masks_dir / name for name in mask_names(reader)]
+    if run.finished(mask_paths + [overlay_path] * overlay):
         return TrackOutput(masks_dir, overlay_path, num_frames, skipped=True)
-    stale = [out_dir / "overlay.mp4"] + [p for p in masks_dir.glob("*.png") if _MASK_NAME.match(p.name)]
+    earlier = [p for p in masks_dir.glob("*.png") if _MASK_NAME.match(p.name)]
+    stale = [out_dir / "overlay.mp4"] + sorted(set(earlier) | set(mask_paths))
     run.start_clean(stale)
     make_dirs(masks_dir)
     results = with_frames(
@@ -134,10 +138,20 @@ def track_video(
         for index, (frame, mask) in enumerate(bar):
             if job is not None:
                 job.result()  # one frame in flight: memory stays flat, errors surface at once
-            job = io.submit(_write_frame_outputs, masks_dir / f"{index:05d}.png", mask, frame, writer)
+            job = io.submit(_write_frame_outputs, mask_paths[index], mask, frame, writer)
         if job is not None:
             job.result()
     return TrackOutput(masks_dir, overlay_path, reader.info.num_frames)
+
+
+def mask_names(reader: VideoReader) -> list[str]:
+    """One output name per frame: the source frame's name with ``.png`` for a folder of frames
+    whose names are distinct without their extensions, ``%05d.png`` from 0 otherwise."""
+    numbered = [f"{index:05d}.png" for index in range(reader.info.num_frames)]
+    if reader.frame_paths is None:
+        return numbered
+    names = [f"{Path(path).stem}.png" for path in reader.frame_paths]
+    return names if len(set(names)) == len(names) else numbered
 
 
 def with_frames(
