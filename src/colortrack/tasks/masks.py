@@ -111,7 +111,7 @@ def track_video(
     earlier outputs are removed first, so that a re-run of an interrupted job starts clean.
     """
     reader = VideoReader(video_path)
-    keyframe_paths = {0: mask_paths} if isinstance(mask_paths, Path) else dict(sorted(mask_paths.items()))
+    keyframe_paths = by_frame(mask_paths)
     keyframes = {index: _read_keyframe(path, index, reader) for index, path in keyframe_paths.items()}
     run = RunFolder.open(out_dir, {**settings, "inputs": {"video": input_fingerprint(reader), **keyframe_fingerprints(keyframe_paths, "mask")}})
     out_dir = run.path
@@ -175,6 +175,11 @@ def with_frames(
 def check_frame_index(path: Path, index: int, num_frames: int) -> None:
     if not 0 <= index < num_frames:
         raise InputError(path, f"frame index {index} is out of range: the video has frames 0..{num_frames - 1}")
+
+
+def by_frame(paths: Path | Mapping[int, Path]) -> dict[int, Path]:
+    """``{frame index: annotation file}`` in time order; a single file annotates frame 0."""
+    return {0: paths} if isinstance(paths, Path) else dict(sorted(paths.items()))
 
 
 def keyframe_fingerprints(keyframe_paths: dict[int, Path], single: str) -> dict:

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from colortrack.io.keypoints import check_inside, read_points, read_track_json, write_track_json
 from colortrack.io.video import VideoReader, VideoWriter
-from colortrack.tasks.masks import check_frame_index, keyframe_fingerprints, with_frames
+from colortrack.tasks.masks import by_frame, check_frame_index, keyframe_fingerprints, with_frames
 from colortrack.tasks.points import Keypoints, PointConfig, collect, iter_keyframe_points, iter_points, point_sigma
 from colortrack.io.overlay import draw_points
 from colortrack.io.runs import RunFolder, input_fingerprint
@@ -48,7 +48,7 @@ def track_points_video(
     outputs of an identical run (same ``config.json``) does nothing; any other re-run starts clean.
     """
     reader = VideoReader(video_path)
-    keyframe_paths = {0: points_path} if isinstance(points_path, Path) else dict(sorted(points_path.items()))
+    keyframe_paths = by_frame(points_path)
     keyframes = {index: _read_keyframe(path, index, reader) for index, path in keyframe_paths.items()}
     keypoints = keyframes[min(keyframes)]
     sigma = point_sigma(propagator, (reader.info.height, reader.info.width), config)

@@ -258,6 +258,8 @@ class ClipDataset(Dataset):
     """
 
     def __init__(self, videos: Sequence[CachedVideo], centers: Tensor, config: ClipConfig, seed: int):
+        if config.clip_frames < 2:
+            raise ValueError(f"a clip needs a reference and a target frame, got clip_frames={config.clip_frames}")
         if config.crop_size % config.stride:
             raise ValueError(f"crop_size {config.crop_size} is not a multiple of the stride {config.stride}")
         self.files = [v.file for v in videos]
@@ -293,7 +295,7 @@ class ClipDataset(Dataset):
         if self.config.max_gap <= 1:
             return frames[start : start + count]
         gap = int(rng.integers(1, self.config.max_gap + 1))
-        gap = max(1, min(gap, (len(frames) - 1) // max(count - 1, 1)))
+        gap = max(1, min(gap, (len(frames) - 1) // (count - 1)))
         start = min(start, len(frames) - 1 - gap * (count - 1))
         return frames[start : start + gap * (count - 1) + 1 : gap]
 
