@@ -56,7 +56,8 @@ class TrackConfig:
         return [View(side, mirrored) for side in sides for mirrored in ((False, True) if self.flip else (False,))]
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """JSON's view of the config: lists, not tuples."""
+        return {**asdict(self), "extra_short_sides": list(self.extra_short_sides)}
 
     @classmethod
     def from_dict(cls, data: dict) -> TrackConfig:
