@@ -1,6 +1,7 @@
 """The command line end to end, on generated videos and a generated DAVIS-layout dataset."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -196,3 +197,15 @@ def test_fusion_options_override_the_preset_and_the_library_agrees():
     assert (fused.flip, fused.extra_short_sides) == (True, (360, 480))
     assert fused == library_config(flip=True, extra_short_sides=[360, 480])
     assert track_config(build_parser().parse_args([*base, "--topk", "5"])).flip is False
+
+
+def test_the_command_line_lets_idle_threads_sleep(monkeypatch):
+    monkeypatch.setenv("OMP_WAIT_POLICY", "unset below; restored after the test")
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
