@@ -180,3 +180,8 @@ def test_fusion_settings_survive_a_saved_config():
     config = replace(PRESETS["default"], flip=True, extra_short_sides=(360,))
     assert TrackConfig.from_dict(config.to_dict()) == config
     assert TrackConfig.from_dict({k: v for k, v in PRESETS["default"].to_dict().items() if k not in ("flip", "extra_short_sides")}) == PRESETS["default"]
+
+
+def test_quality_preset_is_the_default_with_more_context_and_flip_fusion():
+    default, quality = PRESETS["default"], PRESETS["quality"]
+    assert quality == replace(default, memory=replace(default.memory, recent=15), flip=True)
