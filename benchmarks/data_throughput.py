@@ -2,8 +2,8 @@
 
 Prepares both from the same videos (timed: the cache in one process, the shards with
 --prep-workers processes), then times, in one process with one torch thread (as a loader worker
-runs): reading a clip's frames alone (what differs between the sources), and whole clips of
-ClipDataset (read, crop, Lab, quantize). The sources are timed in turn, --rounds times, and the
+runs): reading a clip's frames alone (for the cache a lazy memory-map view: only whole clips
+compare the sources), and whole clips of ClipDataset (read, crop, Lab, quantize). The sources are timed in turn, --rounds times, and the
 median is kept (the machine may be shared). Prints a markdown table and writes JSON to --out.
 
     python benchmarks/data_throughput.py --data ../shared/data/videos-256p --videos 16 \
