@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from colortrack.errors import InputError
 from colortrack.io.atomic import atomic_write_json, make_dirs
