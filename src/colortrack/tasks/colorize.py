@@ -849,6 +849,7 @@ def colorize_video(
     instances: ``MASK[@FRAME]``. Without ``frames_dir``, a video already written by identical
     settings (its ``.json`` is written last) is kept, not colourized again."""
     from colortrack.io.atomic import atomic_write_json, make_dirs
+    from colortrack.io.streams import write_behind
     from colortrack.io.video import VideoReader, VideoWriter, write_frames_png
 
     out_path = Path(out_path)
@@ -871,12 +872,13 @@ def colorize_video(
     frames_folder = Path(frames_dir) if frames_dir is not None else None
     if frames_folder is not None:
         make_dirs(frames_folder)  # a file in the way fails now, not after the first frame
-    count = 0
+    def write(item: tuple[int, np.ndarray]) -> None:
+        index, frame = item
+        writer.write(frame)
+        if frames_folder is not None:
+            write_frames_png(frames_folder, [frame], start_index=index)
+
     with VideoWriter(out_path, info.fps, speed="veryfast") as writer:
-        for index, frame in enumerate(colorizer.colorize(reader, references, instance, progress)):
-            writer.write(frame)
-            if frames_folder is not None:
-                write_frames_png(frames_folder, [frame], start_index=index)
-            count += 1
+        count = write_behind(enumerate(colorizer.colorize(reader, references, instance, progress)), write)
     atomic_write_json(config_path, settings)
     return ColorizeOutput(out_path, config_path, frames_folder, count)
