@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("colortrack.cli.eval:add_eval_parser", "evaluate on a benchmark"),
     "demo": ("colortrack.cli.demo:add_demo_parser", "track objects in a generated example video"),
     "train": ("colortrack.cli.train:add_train_parser", "learn to track by colourizing unlabelled videos"),
+    "shards": ("colortrack.cli.shards:add_shards_parser", "prepare a sharded training corpus (tar files of clips) for train --shards"),
     "train-refiner": (
         "colortrack.cli.train_refiner:add_train_refiner_parser",
         "train the colourization refiner on unlabelled colour videos",
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
     sleeping_idle_threads()
     args = build_parser(_command_in(argv)).parse_args(argv)
+    args.argv = argv  # a batch command run again as torchrun ranks (--workers)
     from colortrack.errors import run_with_clear_errors
 
     return run_with_clear_errors("colortrack", lambda: args.run(args))
