@@ -36,11 +36,13 @@ STILL_AT = 0.55  # of the clip: the cat in front of the astronaut, the ball back
 @dataclass(frozen=True)
 class DemoConfig:
     """What one demo run does: the scene's size (H, W) and length, the keyframes of the second mask
-    run, the tracker's settings (``colortrack track``'s) and the colorizer's."""
+    run, the embedding size of colorization and of the embedding video (``--short-side``, which
+    also sets the tracker's), the tracker's settings (``colortrack track``'s) and the colorizer's."""
 
     size: tuple[int, int] = SCENE_SIZE
     frames: int = SCENE_FRAMES
     keyframes: tuple[int, ...] = (0, -1)  # -1: the last frame
+    short_side: int | None = None  # the colorizer's and the embedding's input size (None: their defaults)
     tracker: dict = field(default_factory=dict)
     colorizer: dict = field(default_factory=dict)
 
@@ -68,7 +70,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     if args.frames < 2 or args.scene_height < 32:
         raise InputError("--frames/--scene-height", "the scene needs at least 2 frames of at least 32 pixels high")
-    config = DemoConfig(size=scene_size(args.scene_height), frames=args.frames)
+    config = DemoConfig(size=scene_size(args.scene_height), frames=args.frames, short_side=args.short_side)
     page = run(config, args.out, tracker_of(args), args.device, say=None if args.quiet else print)
     print(f"demo page: {page.resolve()}")
     return 0
@@ -93,11 +95,11 @@ def run(config: DemoConfig, out_dir: Path, tracker, device: str = "auto", say=No
     for task in (_masks, _keyframe_masks, _points):
         results.append(task(scene, trackers, config))
         say(results[-1].summary())
-    colorized, colorizer_settings = _colorize(scene, device)
+    colorized, colorizer_settings = _colorize(scene, device, config.short_side)
     config = replace(config, colorizer=colorizer_settings)
     results.append(colorized)
     say(colorized.summary())
-    results.append(_embedding(scene, device))
+    results.append(_embedding(scene, device, config.short_side))
     seconds = time.perf_counter() - start
     shown = [result for result in results if not result.title.startswith("masks from keyframes")]
     Image.fromarray(still(shown, int(STILL_AT * (config.frames - 1)))).save(out_dir / "still.jpg", quality=85)
@@ -227,13 +229,13 @@ def _color_scores(frames: np.ndarray, predicted: np.ndarray, masks: np.ndarray) 
     return {"PSNR": summary["psnr"], "% outliers": summary["outliers"], "PSNR objects": summary["psnr_inside"]}
 
 
-def _colorize(scene: Scene, device: str) -> tuple[TaskResult, dict]:
+def _colorize(scene: Scene, device: str, short_side: int | None) -> tuple[TaskResult, dict]:
     from colortrack.api import Colorizer, collect_colors
     from colortrack.tasks.colorize import to_gray
 
     video = scene.video
     gray = np.stack([to_gray(frame) for frame in video.frames])
-    colorizer = Colorizer.pretrained(device=device)
+    colorizer = Colorizer.pretrained(device=device, short_side=short_side)
     colorized, model_seconds = _timed(lambda: collect_colors(colorizer.colorize(gray, {0: video.frames[0]})))
     predictions = {"model": (colorized, model_seconds)}
     for name in COLOR_BASELINES:
@@ -266,13 +268,13 @@ def _color_baseline(name: str, frames: np.ndarray, gray: np.ndarray) -> np.ndarr
     return np.stack([compose(lightness(frame, cpu), ab) for frame, ab in zip(gray, predicted)])
 
 
-def _embedding(scene: Scene, device: str) -> TaskResult:
-    from colortrack.core.tracker import pick_device
+def _embedding(scene: Scene, device: str, short_side: int | None) -> TaskResult:
+    from colortrack.core.tracker import PRESETS, pick_device
     from colortrack.tasks.embed import embedding_tracker, fit_projection, project_frames
 
     frames = scene.video.frames
     start = time.perf_counter()
-    tracker = embedding_tracker(device=pick_device(device))
+    tracker = embedding_tracker(short_side=short_side or PRESETS["default"].short_side, device=pick_device(device))
     projection = fit_projection(tracker, frames, SAMPLES_PER_FRAME)
     pairs = np.stack(list(project_frames(tracker, projection, frames)))
     note = (
