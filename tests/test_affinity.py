@@ -1,3 +1,5 @@
+import threading
+
 import pytest
 import torch
 
@@ -51,6 +53,17 @@ def test_gradients_reach_queries_keys_and_values():
     attend(queries, keys, values, AffinityConfig(topk=4, radius=2, chunk_size=16)).sum().backward()
     for tensor in (queries, keys, values):
         assert tensor.grad is not None and tensor.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("topk", [3, 4])  # 3: two-stage top-k over 5 x 15 window cells (15 >= 4k); 4: one stage
+def test_local_gradients_equal_the_dense_reference(topk):
+    inputs = [t.float().requires_grad_() for t in random_inputs(seed=3)]
+    config = AffinityConfig(temperature=0.5, topk=topk, radius=2)
+    attend(*inputs, config).square().sum().backward()
+    dense = [t.detach().clone().requires_grad_() for t in inputs]
+    attend_dense(*dense, config).square().sum().backward()
+    for local, reference in zip(inputs, dense):
+        assert torch.allclose(local.grad, reference.grad, atol=1e-4)
 
 
 def test_mismatched_shapes_are_rejected():
@@ -155,3 +168,26 @@ def test_local_equals_dense_at_the_default_window(refs):
     config = AffinityConfig(temperature=1.0, topk=10, radius=12)
     expected = attend_dense(queries.float(), keys.float(), values.float(), config)
     assert torch.allclose(attend(queries, keys, values, config), expected, atol=1e-5)
+
+
+def test_tiles_side_by_side_equal_one_thread_and_keep_the_callers_thread_count():
+    """Default window over 8 frames: 12 tiles, split between two threads of one intra-op thread each."""
+    from colortrack.core.affinity import _tile_pool
+
+    queries, keys, values = (t.float() for t in random_inputs(seed=10, batch=1, refs=8, channels=16, labels=3, height=30, width=41))
+    config = AffinityConfig(temperature=1.0, topk=10, radius=12)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        serial = attend(queries, keys, values, config)
+        torch.set_num_threads(2)
+        _tile_pool.cache_clear()
+        side_by_side = attend(queries, keys, values, config)
+        seen = []
+        later = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        later.start()
+        later.join()
+        assert torch.get_num_threads() == 2 and seen == [2]
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(serial, side_by_side)

@@ -1,6 +1,7 @@
 """The command line end to end, on generated videos and a generated DAVIS-layout dataset."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -174,3 +175,29 @@ def test_input_height_is_an_old_name_of_short_side():
     assert track_config(build_parser().parse_args(base)).short_side == 240
     assert track_config(build_parser().parse_args([*base, "--short-side", "0"])).short_side is None
     assert track_config(build_parser().parse_args([*base, "--input-height", "360"])).short_side == 360
+
+
+def test_fusion_options_override_the_preset_and_the_library_agrees():
+    from colortrack.cli.main import build_parser
+    from colortrack.cli.options import track_config
+    from colortrack.models.registry import track_config as library_config
+
+    base = ["track", "v.mp4", "--mask", "m.png", "--out", "o"]
+    plain = track_config(build_parser().parse_args(base))
+    assert (plain.flip, plain.extra_short_sides) == (False, ())
+    fused = track_config(build_parser().parse_args([*base, "--flip", "on", "--extra-short-sides", "360", "480"]))
+    assert (fused.flip, fused.extra_short_sides) == (True, (360, 480))
+    assert fused == library_config(flip=True, extra_short_sides=[360, 480])
+    assert track_config(build_parser().parse_args([*base, "--topk", "5"])).flip is False
+
+
+def test_the_command_line_lets_idle_threads_sleep(monkeypatch):
+    monkeypatch.setenv("OMP_WAIT_POLICY", "unset below; restored after the test")
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"

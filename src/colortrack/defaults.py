@@ -9,8 +9,12 @@ TRACK_METHODS = (SHIPPED_MODEL, "identity", "flow", "color")  # the shipped mode
 DEFAULT_METHOD = SHIPPED_MODEL
 
 # The settings of each preset are colortrack.core.tracker.PRESETS (a test keeps the names equal).
-PRESET_NAMES = ("paper", "default", "color")
+PRESET_NAMES = ("paper", "default", "quality", "color")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+# The tracking settings a command line or ``Tracker.pretrained`` may override in a preset.
+TRACK_OPTIONS = (
+    "temperature", "topk", "radius", "recent", "first_frame", "short_side", "precision", "flip", "extra_short_sides",
+)
 
 COLORIZE_METHODS = ("propagate", "reference", "spatiotemporal")
 DEFAULT_COLORIZE_METHOD = "propagate"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from colortrack import __version__
@@ -16,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("colortrack.cli.eval:add_eval_parser", "evaluate on a benchmark"),
     "demo": ("colortrack.cli.demo:add_demo_parser", "every capability on a built-in scene with exact ground truth, beside its baselines, on one HTML page"),
     "train": ("colortrack.cli.train:add_train_parser", "learn to track by colourizing unlabelled videos"),
+    "shards": ("colortrack.cli.shards:add_shards_parser", "prepare a sharded training corpus (tar files of clips) for train --shards"),
     "train-refiner": (
         "colortrack.cli.train_refiner:add_train_refiner_parser",
         "train the colourization refiner on unlabelled colour videos",
@@ -32,10 +34,20 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
+    sleeping_idle_threads()
     args = build_parser(_command_in(argv)).parse_args(argv)
+    args.argv = argv  # a batch command run again as torchrun ranks (--workers)
     from colortrack.errors import run_with_clear_errors
 
     return run_with_clear_errors("colortrack", lambda: args.run(args))
+
+
+def sleeping_idle_threads() -> None:
+    """Idle OpenMP threads of torch sleep instead of spinning (unless OMP_WAIT_POLICY says
+    otherwise). Read when torch loads, so called before: on a CPU shared with other work, a
+    spinning thread holds a core that the other threads of the job need (480p tracking used
+    10x the CPU time of passive waiting with 2 threads on a loaded 2-core machine)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from colortrack.models.baselines import FlowPropagator
 from colortrack.tasks.colorize import (
@@ -46,6 +45,8 @@ from colortrack.errors import InputError
 from colortrack.io.atomic import atomic_write_json
 from colortrack.io.runs import RunFolder
 from colortrack.io.davis import DavisDataset, DavisSequence
+from colortrack.scale.ranks import Ranks
+from colortrack.scale.share import FAILED_DIR, run_shared
 from colortrack.eval.metrics.color import ColorScores
 from colortrack.models.refiner import SHIPPED, Refiner, load_refiner
 
@@ -110,10 +111,13 @@ def evaluate_colorize(
     out_dir: Path,
     device: torch.device,
     progress: bool = True,
-) -> dict:
+    ranks: Ranks | None = None,
+) -> dict | None:
     """Writes ``out_dir/sequences/<name>.json`` (one per sequence, reused by a re-run with the same
     configuration), ``out_dir/results.json`` and ``out_dir/config.json``; returns the results.
-    Every frame needs its mask (the instances of each frame are scored)."""
+    Every frame needs its mask (the instances of each frame are scored).
+    ranks: the sequences are shared between torchrun ranks (as in
+    :func:`colortrack.eval.davis.evaluate_davis`); rank 0 aggregates and returns, the others None."""
     for sequence in dataset.sequences:
         if not sequence.dense:
             problem = f"sequence '{sequence.name}' has {len(sequence)} frames but {len(sequence.mask_paths)} masks"
@@ -123,22 +127,36 @@ def evaluate_colorize(
     refiner = None
     if any(name.endswith(REFINE_SUFFIX) for name in methods):
         refiner = load_refiner(config.refiner or SHIPPED, device)
-    per_sequence = {}
-    for sequence in tqdm(dataset.sequences, desc="sequences", unit="seq", disable=not progress):
-        path = out_dir / "sequences" / f"{sequence.name}.json"
-        if path.exists():
-            per_sequence[sequence.name] = json.loads(path.read_text())
-            continue
-        scores = _evaluate_sequence(sequence, embedder, config, methods, device, refiner)
-        atomic_write_json(path, scores)
-        per_sequence[sequence.name] = scores
+
+    def scored(sequence: DavisSequence) -> None:
+        path = _scores_path(out_dir, sequence)
+        if not path.exists():
+            atomic_write_json(path, _evaluate_sequence(sequence, embedder, config, methods, device, refiner))
+
+    failures = run_shared(dataset.sequences, scored, lambda sequence: sequence.name, out_dir, ranks, progress, "sequence")
+    if ranks is not None and not ranks.primary:
+        return None
+    failed = {failure.name for failure in failures}
+    if len(failed) == len(dataset.sequences):
+        raise InputError(out_dir / FAILED_DIR, "every sequence failed (the records there say why)")
+    per_sequence = {
+        sequence.name: json.loads(_scores_path(out_dir, sequence).read_text())
+        for sequence in dataset.sequences
+        if sequence.name not in failed
+    }
     results = {
         "config": asdict(config),
         "methods": {name: _mean_over_sequences([s[name] for s in per_sequence.values()]) for name in methods},
         "sequences": per_sequence,
     }
+    if failures:
+        results["failed"] = [asdict(failure) for failure in failures]
     atomic_write_json(out_dir / "results.json", results)
     return results
+
+
+def _scores_path(out_dir: Path, sequence: DavisSequence) -> Path:
+    return out_dir / "sequences" / f"{sequence.name}.json"
 
 
 def _evaluate_sequence(
