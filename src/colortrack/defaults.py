@@ -23,6 +23,10 @@ SHIPPED_REFINER = "refiner"  # the refiner weights packaged in colortrack/weight
 # Refinement is on by default once the shipped weights beat plain warping (docs/benchmarks.md).
 REFINE_BY_DEFAULT = True
 
+# The demo scene (colortrack.demo.scene): 16:9 frames of this height, this many frames.
+DEMO_HEIGHT = 360
+DEMO_FRAMES = 40
+
 
 def default_preset(method: str) -> str:
     """The preset tuned for a tracking ``method``: ``color`` for the colour embedder, ``default`` otherwise."""

@@ -186,7 +186,7 @@ def _evaluate_sequence(
     for name in methods:
         start = time.perf_counter()
         if name in BASELINES:
-            predicted = _baseline(name, frames, gray, references, true_ab, grid, device)
+            predicted = baseline_ab(name, frames, gray, references, true_ab, grid, device)
             seconds = time.perf_counter() - start
         else:
             warped = name.removesuffix(REFINE_SUFFIX)
@@ -229,7 +229,7 @@ def _nearest_reference(t: int, references: list[int]) -> int:
     return min(references, key=lambda r: (abs(t - r), r))
 
 
-def _baseline(name, frames, gray, references, true_ab, grid, device) -> list[torch.Tensor]:
+def baseline_ab(name, frames, gray, references, true_ab, grid, device) -> list[torch.Tensor]:
     """Full-resolution (or, for ``cells``, per-cell) ab of every frame from a baseline."""
     num_frames = len(frames)
     if name == "cells":
