@@ -204,7 +204,7 @@ def test_lossless_whole_video_shards_draw_the_clips_of_the_cache(corpus: Path, t
     cached = prepare_cache(sources, tmp_path / "cache", short_side=48, fps=12, min_frames=4)
     config = ShardConfig(short_side=48, fps=12, chunk_frames=1000, videos_per_shard=1, image_format="png")
     prepare_shards(sources, tmp_path / "shards", config, workers=2, progress=False)
-    reader = ShardReader(str(tmp_path / "shards"))
+    reader = ShardReader((tmp_path / "shards").as_uri())  # a URL, as for shards on a server
     chunks = reader.videos(min_frames=4)
     assert [(v.source, v.num_frames, v.height, v.width) for v in chunks] == [
         (v.source, v.num_frames, v.height, v.width) for v in cached
