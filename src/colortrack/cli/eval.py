@@ -36,37 +36,25 @@ def comma_list(text: str | None) -> list[str] | None:
 
 
 def run_eval_davis(args: argparse.Namespace) -> int:
-    from colortrack.eval.davis import DavisEvalConfig, evaluate_davis, print_summary
+    from colortrack.eval.davis import print_summary, run_davis_eval
     from colortrack.io.davis import DavisDataset
 
     dataset = DavisDataset(args.root, resolution=args.resolution, sequences=comma_list(args.sequences))
     tracker = tracker_of(args)
-    eval_config = DavisEvalConfig(
-        root=str(args.root),
-        method=tracker.method,
-        preset=tracker.preset,
-        track=tracker.config.to_dict(),
-        sequences=[sequence.name for sequence in dataset.sequences],
-    )
-    summary = evaluate_davis(dataset, tracker.propagator, eval_config, args.out, progress=not args.quiet)
+    summary = run_davis_eval(dataset, tracker, args.out, args.root, progress=not args.quiet)
     print_summary(summary, f"DAVIS {args.resolution}, method {tracker.method}, preset {tracker.preset}")
     print(f"wrote {args.out / 'results.json'}")
     return 0
 
 
 def run_eval_jhmdb(args: argparse.Namespace) -> int:
-    from colortrack.eval.jhmdb import evaluate_jhmdb
+    from colortrack.eval.jhmdb import run_jhmdb_eval
     from colortrack.eval.keypoints import format_results
     from colortrack.io.jhmdb import find_jhmdb_clips
 
     clips = find_jhmdb_clips(args.root, comma_list(args.clips))
     tracker = tracker_of(args)
-    settings = {
-        "method": tracker.method,
-        "preset": tracker.preset,
-        "config": {"root": str(args.root), "track": tracker.config.to_dict(), "points": tracker.points.to_dict()},
-    }
-    results = evaluate_jhmdb(clips, tracker.propagator, tracker.points, settings, args.out, progress=not args.quiet)
+    results = run_jhmdb_eval(clips, args.root, tracker, args.out, progress=not args.quiet)
     print(f"JHMDB PCK (%), method {tracker.method}, preset {tracker.preset}, {len(clips)} clip(s)")
     print(format_results(results))
     print(f"wrote {args.out / 'results.json'}")

@@ -41,3 +41,14 @@ def evaluate_jhmdb(
     """Writes ``out_dir/<clip>/keypoints.json``, ``results.json`` (PCK overall, per clip, per joint)
     and ``contact_sheet.png``; finished clips of an identical earlier run are not tracked again."""
     return evaluate_keypoints([jhmdb_clip(clip) for clip in clips], JHMDB, propagator, config, settings, out_dir, progress)
+
+
+def run_jhmdb_eval(clips: list[JhmdbClip], root, tracker, out_dir: Path, progress: bool = True) -> dict:
+    """``colortrack eval jhmdb``: :func:`evaluate_jhmdb` with a :class:`colortrack.Tracker`'s
+    method, preset and settings recorded as the folder's configuration."""
+    settings = {
+        "method": tracker.method,
+        "preset": tracker.preset,
+        "config": {"root": str(root), "track": tracker.config.to_dict(), "points": tracker.points.to_dict()},
+    }
+    return evaluate_jhmdb(clips, tracker.propagator, tracker.points, settings, Path(out_dir), progress)
