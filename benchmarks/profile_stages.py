@@ -39,7 +39,7 @@ from colortrack.models.registry import make_propagator, resolve_preset
 from colortrack.tasks.masks import propagate_mask
 
 # (stage, module, attribute): the function that a stage's time is spent in (two entries of a stage
-# name: the functions of two versions of the code). Nested stages follow their parent, indented.
+# name: the functions of two versions of the code; the current code calls only the second). Nested stages follow their parent, indented.
 TRACK_STAGES = [
     ("embed (resize + encode)", "colortrack.core.tracker", "LabelTracker.embed"),
     ("  encode", "colortrack.models.network", "ColorizationNet.encode"),
@@ -47,7 +47,9 @@ TRACK_STAGES = [
     ("affinity (attend)", "colortrack.core.tracker", "attend"),
     ("  pad keys", "colortrack.core.affinity", "_padded_keys"),
     ("  gather window rows", "colortrack.core.affinity", "_window_rows"),
+    ("  similarities (matrix products)", "colortrack.core.affinity", "_tile_similarity"),
     ("  top-k", "colortrack.core.affinity", "_topk"),
+    ("  top-k", "colortrack.core.affinity", "_grouped_topk"),
     ("upsample labels to native size", "colortrack.core.tracker", "_upsample"),
     ("labels to native ids (upsample + arg-max)", "colortrack.core.tracker", "upsample_argmax"),
     ("channel -> object id", "colortrack.io.masks", "LabelMap.to_ids"),
@@ -59,6 +61,7 @@ COLORIZE_STAGES = [
     ("predict ab (affinity)", "colortrack.tasks.colorize", "predict_ab"),
     ("predict ab (affinity)", "colortrack.tasks.colorize", "_Sweep.step"),
     ("  top-k", "colortrack.core.affinity", "_topk"),
+    ("  top-k", "colortrack.core.affinity", "_grouped_topk"),
     ("refine", "colortrack.tasks.colorize", "refine_frames"),
     ("refine", "colortrack.models.refiner", "RefineSweep.step"),
     ("  resize L to the refiner's size", "colortrack.models.refiner", "_shrink"),
@@ -147,7 +150,7 @@ def write_video(timers: Timers, stage: str, path: Path, frames: list[np.ndarray]
 def profile_track(video: Path, mask: Path, frames: int, out: Path) -> dict[str, float]:
     timers = Timers()
     decoded = decode(timers, video, frames)
-    listed = [stage for stage, module, attribute in TRACK_STAGES if timers.wrap(stage, module, attribute)]
+    listed = list(dict.fromkeys(stage for stage, module, attribute in TRACK_STAGES if timers.wrap(stage, module, attribute)))
     try:
         tracker = make_propagator("model", resolve_preset("default"), torch.device("cpu"))
         first = read_mask(mask)

@@ -4,8 +4,8 @@
         [--method DEFAULT] [--dense-frames 100] [--device auto]
 
 Each case runs ``colortrack track``'s job (decode + embed + propagate + write the mask PNGs and
-the overlay video) in a fresh process, so its peak memory (resident set; on GPU also the peak
-of allocated CUDA memory) is its own. Cases, for every ``--frames`` count:
+the overlay video) in a fresh process, in the command's environment (idle OpenMP threads sleep),
+so its peak memory (resident set; on GPU also the peak of allocated CUDA memory) is its own. Cases, for every ``--frames`` count:
 
 * ``default``: the default preset (what ``colortrack track`` does without options);
 * ``context20-local``: the default preset with 20 context frames (first + 19 recent);
@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from colortrack.cli.main import sleeping_idle_threads
 from colortrack.core.affinity import attend_dense
 from colortrack.io.atomic import atomic_write_json, atomic_write_text, make_dirs
 from colortrack.io.masks import write_mask
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_case(json.loads(args.worker))))
         return 0
     make_dirs(args.out)
+    sleeping_idle_threads()  # the workers run as `colortrack track` does
     rows = []
     for frames in args.frames:
         video, mask = write_bench_video(args.out, frames)

@@ -1,3 +1,5 @@
+import threading
+
 import pytest
 import torch
 
@@ -155,3 +157,26 @@ def test_local_equals_dense_at_the_default_window(refs):
     config = AffinityConfig(temperature=1.0, topk=10, radius=12)
     expected = attend_dense(queries.float(), keys.float(), values.float(), config)
     assert torch.allclose(attend(queries, keys, values, config), expected, atol=1e-5)
+
+
+def test_tiles_side_by_side_equal_one_thread_and_keep_the_callers_thread_count():
+    """Default window over 8 frames: 12 tiles, split between two threads of one intra-op thread each."""
+    from colortrack.core.affinity import _tile_pool
+
+    queries, keys, values = (t.float() for t in random_inputs(seed=10, batch=1, refs=8, channels=16, labels=3, height=30, width=41))
+    config = AffinityConfig(temperature=1.0, topk=10, radius=12)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        serial = attend(queries, keys, values, config)
+        torch.set_num_threads(2)
+        _tile_pool.cache_clear()
+        side_by_side = attend(queries, keys, values, config)
+        seen = []
+        later = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        later.start()
+        later.join()
+        assert torch.get_num_threads() == 2 and seen == [2]
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(serial, side_by_side)

@@ -1,6 +1,7 @@
 """The command line end to end, on generated videos and a generated DAVIS-layout dataset."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -182,3 +183,15 @@ def test_input_height_is_an_old_name_of_short_side():
     assert track_config(build_parser().parse_args(base)).short_side == 240
     assert track_config(build_parser().parse_args([*base, "--short-side", "0"])).short_side is None
     assert track_config(build_parser().parse_args([*base, "--input-height", "360"])).short_side == 360
+
+
+def test_the_command_line_lets_idle_threads_sleep(monkeypatch):
+    monkeypatch.setenv("OMP_WAIT_POLICY", "unset below; restored after the test")
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"

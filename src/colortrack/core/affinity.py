@@ -25,7 +25,12 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -76,8 +81,8 @@ def attend(
     if candidates is not None:
         return _attend_candidates(queries, keys, values, config, candidates, group_maps)
     if config.radius is None:
-        return _attend_global(queries, keys, values, config, _weighted_sum, group_maps)
-    return _attend_local(queries, keys, values, config, _weighted_sum, group_maps)
+        return _attend_global(queries, keys, values, config, _WEIGHTED_SUM, group_maps)
+    return _attend_local(queries, keys, values, config, _WEIGHTED_SUM, group_maps)
 
 
 def affinity_topk(
@@ -100,7 +105,7 @@ def affinity_topk(
     _check_shapes(queries, keys, index)
     group_maps = _check_groups(groups, queries, keys)
     run = _attend_global if config.radius is None else _attend_local
-    pairs = run(queries, keys, index, config, _topk_pairs, group_maps)  # (B, 2k, h, w)
+    pairs = run(queries, keys, index, config, _TOPK_PAIRS, group_maps)  # (B, 2k, h, w)
     pairs = pairs.flatten(2).transpose(1, 2)  # (B, h*w, 2k)
     weights, indices = pairs.chunk(2, dim=-1)
     return weights.contiguous(), indices.round().long().clamp_min(0)
@@ -173,7 +178,7 @@ def _attend_global(
     keys: Tensor,
     values: Tensor,
     config: AffinityConfig,
-    reduce,
+    reduce: _Reduction,
     groups: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor:
     """Every target pixel against every reference pixel, in chunks of target rows."""
@@ -189,7 +194,7 @@ def _attend_global(
             similarity = _restrict_to_groups(
                 similarity, groups[0][:, top : top + rows].flatten(1), groups[1].flatten(1)
             )
-        bands.append(reduce(similarity, v, config.topk))
+        bands.append(reduce.whole(similarity, v, config.topk))
     return torch.cat(bands, dim=1).transpose(1, 2).reshape(batch, -1, height, width)
 
 
@@ -248,18 +253,19 @@ def _attend_local(
     keys: Tensor,
     values: Tensor,
     config: AffinityConfig,
-    reduce,
+    reduce: _Reduction,
     groups: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor:
     """Each target pixel against the reference pixels within ``radius`` cells of it.
 
-    The target grid is cut into tiles of ``th x tw`` cells. A tile's reference neighbourhood
-    (``th + 2r`` rows of ``tw + 2r`` cells in each of the N frames) is copied once with its rows
-    outermost, so that for the targets of one tile row the 2r + 1 window rows are one contiguous
-    slice: one batched matrix product over the tile's rows scores every target against exactly
-    its window rows, leaving only the columns beyond ``radius`` to block by a bias. Reference
-    cells outside the image get an extra key channel of -BLOCKED (the queries carry a 1 there).
-    One tile at a time keeps the working set within a CPU's caches.
+    The target grid is cut into tiles of ``th x tw`` cells. Every map is laid out cells-last and
+    padded once, (B, H', W', N, C) with the N frames side by side in each cell, so that a window
+    row of ``tw + 2r`` cells in all N frames is one contiguous block of the keys: the 2r + 1
+    window rows of a target row are a strided view, scored against the row's targets by one
+    batched matrix product without copying any key (:func:`_tile_similarity`), leaving only the
+    columns beyond ``radius`` to block by a bias. Reference cells outside the image get an extra
+    key channel of -BLOCKED (the queries carry a 1 there). One tile at a time keeps the working
+    set within a CPU's caches.
     """
     batch, _, height, width = queries.shape
     num_refs = keys.shape[1]
@@ -267,33 +273,75 @@ def _attend_local(
     tile_h, tile_w = _tile_shape(radius, num_refs, height, width)
     tiles_y, tiles_x = -(-height // tile_h), -(-width // tile_w)
     pad = (tiles_y * tile_h - height, tiles_x * tile_w - width)
-    span = (tile_h + 2 * radius, tile_w + 2 * radius)
+    span_x = tile_w + 2 * radius
     scaled = torch.cat([queries.float() / config.temperature, torch.ones_like(queries[:, :1]).float()], 1)
-    q = _windows(scaled, (tile_h, tile_w), 0, pad)
-    k = _windows(_padded_keys(keys, radius, pad), span, 0, (0, 0), stride=(tile_h, tile_w))
-    v = _windows(values.float(), span, radius, pad, stride=(tile_h, tile_w))
+    q = _cells_last(scaled[:, None], 0, pad)[:, :, :, 0]  # (B, h', w', C+1)
+    k = _padded_keys(keys, radius, pad)  # (B, H', W', N, C+1)
+    v = _cells_last(values.float(), radius, pad)  # (B, H', W', N, L)
     if groups is not None:
-        query_groups = _windows(groups[0][:, None, None], (tile_h, tile_w), 0, pad, fill=-1.0)
-        key_groups = _windows(groups[1][:, :, None], span, radius, pad, stride=(tile_h, tile_w), fill=_NO_GROUP)
-    row_len = num_refs * span[1]
-    window_len = (2 * radius + 1) * row_len
-    column_bias = _column_bias(tile_w, radius, num_refs, str(queries.device))  # (tw, window_len)
-    tiles = []
-    for b, ty, tx in itertools.product(range(batch), range(tiles_y), range(tiles_x)):
-        tile_queries = q[b, ty, tx, :, 0].permute(1, 2, 0)  # (th, tw, C+1)
-        tile_keys = _window_rows(k[b, ty, tx], tile_h, row_len, window_len)  # (th, C+1, window_len)
-        similarity = torch.bmm(tile_queries, tile_keys).add_(column_bias)  # (th, tw, window_len)
+        query_groups = _cells_last(groups[0][:, None, None], 0, pad, fill=-1.0)[..., 0, 0]  # (B, h', w')
+        key_groups = _cells_last(groups[1][:, :, None], radius, pad, fill=_NO_GROUP)  # (B, H', W', N, 1)
+    window, row_len = 2 * radius + 1, span_x * num_refs
+    column_bias = _column_bias(tile_w, radius, num_refs, str(queries.device))  # (tw, row_len)
+    grouped = groups is None and config.topk is not None and row_len >= 4 * config.topk
+    differentiable = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad)
+
+    def one_tile(b: int, ty: int, tx: int, buffer: Tensor | None) -> Tensor:
+        corner = (ty * tile_h, tx * tile_w)
+        similarity = _tile_similarity(q[b], k[b], corner, radius, (tile_h, tile_w), buffer)  # (th, 2r+1, tw, row_len)
+        tile_values = _window_rows(v[b], corner, radius, (tile_h, tile_w))  # (th, window_len, L)
+        if grouped:  # the window rows are the two-stage top-k's members, its groups their columns
+            scores, index = _grouped_topk(similarity.transpose(1, 2), config.topk, column_bias)
+            return reduce.picked(scores, index, tile_values)  # (th, tw, L')
+        similarity = (similarity + column_bias).transpose(1, 2).reshape(tile_h, tile_w, -1)  # (th, tw, window_len)
         if groups is not None:
             similarity = _restrict_to_groups(
                 similarity,
-                query_groups[b, ty, tx, 0, 0],
-                _window_rows(key_groups[b, ty, tx], tile_h, row_len, window_len)[:, 0],
+                query_groups[b, corner[0] : corner[0] + tile_h, corner[1] : corner[1] + tile_w],
+                _window_rows(key_groups[b], corner, radius, (tile_h, tile_w))[..., 0],
             )
-        tile_values = _window_rows(v[b, ty, tx], tile_h, row_len, window_len).transpose(1, 2)  # (th, window_len, L)
-        tiles.append(reduce(similarity, tile_values, config.topk))  # (th, tw, L')
+        return reduce.whole(similarity, tile_values, config.topk)  # (th, tw, L')
+
+    def run(part: list[tuple[int, int, int]]) -> list[Tensor]:
+        buffer = None if differentiable else q.new_empty((tile_h, window, tile_w, row_len))
+        return [one_tile(*item, buffer) for item in part]
+
+    work = list(itertools.product(range(batch), range(tiles_y), range(tiles_x)))
+    tiles = run(work) if differentiable or q.device.type != "cpu" else _side_by_side(run, work)
     out = torch.stack(tiles).view(batch, tiles_y, tiles_x, tile_h, tile_w, -1)
     out = out.permute(0, 5, 1, 3, 2, 4).reshape(batch, -1, tiles_y * tile_h, tiles_x * tile_w)
     return out[:, :, :height, :width]
+
+
+def _side_by_side(run: Callable[[list], list], work: list) -> list:
+    """``run(work)``, with ``work`` cut into one contiguous part per intra-op thread of the caller
+    and the parts run at the same time, each in a thread of its own with one intra-op thread: a
+    tile's operations are too small to share well between threads (and idle intra-op threads
+    spin), whole tiles are not. Results in the order of ``work``."""
+    workers = min(torch.get_num_threads(), len(work))
+    if workers < 2:
+        return run(work)
+    bounds = [len(work) * i // workers for i in range(workers + 1)]
+    pool = _tile_pool(workers)
+    futures = [pool.submit(run, work[start:end]) for start, end in zip(bounds, bounds[1:])]
+    return [result for future in futures for result in future.result()]
+
+
+@functools.lru_cache(maxsize=None)
+def _tile_pool(workers: int) -> ThreadPoolExecutor:
+    """``workers`` threads with one intra-op thread each, started at once. torch takes the count
+    of a thread that starts later from the last one set, so the caller's count is set again."""
+    callers_threads = torch.get_num_threads()
+    started = threading.Barrier(workers + 1)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="affinity-tiles", initializer=torch.set_num_threads, initargs=(1,))
+    for _ in range(workers):
+        pool.submit(started.wait)
+    started.wait()
+    torch.set_num_threads(callers_threads)
+    return pool
+
+
+os.register_at_fork(after_in_child=_tile_pool.cache_clear)  # a forked child has none of the threads
 
 
 # Similarities of one tile: at most 2**20 floats (4 MB), a CPU core's L2 cache.
@@ -319,70 +367,92 @@ def _tile_shape(radius: int, num_refs: int, height: int, width: int) -> tuple[in
 
 
 def _padded_keys(keys: Tensor, radius: int, pad: tuple[int, int]) -> Tensor:
-    """keys (B, N, C, h, w) -> (B, N, C+1, h', w') float32, padded as :func:`_pad` with zeros and
-    one more channel: 0 inside the image, -BLOCKED outside (built in place, one copy)."""
+    """keys (B, N, C, h, w) -> (B, h + 2r + pad_y, w + 2r + pad_x, N, C+1) float32, cells-last
+    and padded as :func:`_cells_last` with zeros and one more channel: 0 inside the image,
+    -BLOCKED outside (built in place, one copy)."""
     batch, count, channels, height, width = keys.shape
     padded = keys.new_zeros(
-        (batch, count, channels + 1, height + 2 * radius + pad[0], width + 2 * radius + pad[1]), dtype=torch.float32
+        (batch, height + 2 * radius + pad[0], width + 2 * radius + pad[1], count, channels + 1), dtype=torch.float32
     )
-    padded[:, :, :channels, radius : radius + height, radius : radius + width] = keys
-    padded[:, :, channels] = -_BLOCKED
-    padded[:, :, channels, radius : radius + height, radius : radius + width] = 0.0
+    inside = padded[:, radius : radius + height, radius : radius + width]
+    padded[..., channels] = -_BLOCKED
+    inside[..., :channels] = keys.permute(0, 3, 4, 1, 2)
+    inside[..., channels] = 0.0
     return padded
 
 
-def _pad(maps: Tensor, margin: int, pad: tuple[int, int], fill: float) -> Tensor:
-    """maps: (..., h, w) padded by ``margin`` on every side plus ``pad`` = (bottom, right)."""
-    return F.pad(maps, (margin, margin + pad[1], margin, margin + pad[0]), value=fill)
+def _cells_last(maps: Tensor, margin: int, pad: tuple[int, int], fill: float = 0.0) -> Tensor:
+    """maps: (B, N, C, h, w) -> (B, h', w', N, C) contiguous, padded by ``margin`` cells on every
+    side plus ``pad`` = (bottom, right), with ``fill``."""
+    padded = F.pad(maps, (margin, margin + pad[1], margin, margin + pad[0]), value=fill)
+    return padded.permute(0, 3, 4, 1, 2).contiguous()
 
 
-def _windows(
-    maps: Tensor,
-    size: tuple[int, int],
-    margin: int,
-    pad: tuple[int, int],
-    stride: tuple[int, int] | None = None,
-    fill: float = 0.0,
+def _tile_similarity(
+    queries: Tensor, keys: Tensor, corner: tuple[int, int], radius: int, tile: tuple[int, int], out: Tensor | None
 ) -> Tensor:
-    """maps: (B, N, C, h, w) (or (B, C, h, w), read as N = 1), padded as :func:`_pad`.
-    Returns a strided view (B, tiles_y, tiles_x, C, N, size_y, size_x) of the windows of
-    ``size`` cells every ``stride`` cells, tiles row-major. No copy."""
-    if maps.ndim == 4:
-        maps = maps[:, None]
-    stride = stride or size
-    padded = _pad(maps, margin, pad, fill) if margin or any(pad) else maps.contiguous()
-    batch, count, channels, height, width = padded.shape
-    tiles_y, tiles_x = (height - size[0]) // stride[0] + 1, (width - size[1]) // stride[1] + 1
-    s_b, s_n, s_c, s_y, s_x = padded.stride()
-    return padded.as_strided(
-        (batch, tiles_y, tiles_x, channels, count, *size),
-        (s_b, stride[0] * s_y, stride[1] * s_x, s_c, s_n, s_y, s_x),
-    )
+    """queries (h', w', C+1) and keys (H', W', N, C+1) of one batch item, cells-last (keys
+    contiguous). Returns the tile's similarities (th, 2r+1, tw, (tw+2r) * N): target row t, window
+    row dy, target column x, reference (column, frame) of the window row. One batched product per
+    target row, of its queries with its 2r + 1 window rows, each a contiguous block of the keys
+    (a view, no copy). ``out``: a buffer of that shape to fill (without autograd); None allocates."""
+    tile_h, tile_w = tile
+    window, row_len = 2 * radius + 1, (tile_w + 2 * radius) * keys.shape[2]
+    depth = keys.shape[-1]
+    stride_y, stride_x = keys.stride(0), keys.stride(1)
+    rows = []
+    for t in range(tile_h):
+        start = keys.storage_offset() + (corner[0] + t) * stride_y + corner[1] * stride_x
+        window_keys = keys.as_strided((window, depth, row_len), (stride_y, 1, depth), start)
+        row_queries = queries[corner[0] + t, corner[1] : corner[1] + tile_w].expand(window, tile_w, depth)
+        if out is None:
+            rows.append(torch.bmm(row_queries, window_keys))
+        else:
+            torch.bmm(row_queries, window_keys, out=out[t])
+    return torch.stack(rows) if out is None else out
 
 
-def _window_rows(window: Tensor, tile_h: int, row_len: int, window_len: int) -> Tensor:
-    """window: (C, N, span_y, span_x) view of one tile's neighbourhood. Copies it rows first,
-    (C, span_y * N * span_x), and returns (tile_h, C, window_len): for target row t, the 2r + 1
-    reference rows t .. t + 2r of every frame (overlapping views of the one copy)."""
-    rows_first = window.permute(0, 2, 1, 3).reshape(window.shape[0], -1)
-    return rows_first.as_strided((tile_h, rows_first.shape[0], window_len), (row_len, rows_first.stride(0), 1))
+def _window_rows(maps: Tensor, corner: tuple[int, int], radius: int, tile: tuple[int, int]) -> Tensor:
+    """maps: (H', W', N, L) of one batch item, cells-last and padded. Copies the tile's
+    neighbourhood once and returns (th, (2r+1) * (tw+2r) * N, L): for target row t, its window
+    rows t .. t + 2r in (row, column, frame) order, as :func:`_tile_similarity` scores them
+    (overlapping views of the one copy)."""
+    tile_h, tile_w = tile
+    span = (tile_h + 2 * radius, tile_w + 2 * radius)
+    depth = maps.shape[-1]
+    block = maps[corner[0] : corner[0] + span[0], corner[1] : corner[1] + span[1]].contiguous()
+    row_len = span[1] * maps.shape[2]
+    return block.as_strided((tile_h, (2 * radius + 1) * row_len, depth), (row_len * depth, depth, 1))
 
 
 @functools.lru_cache(maxsize=16)
 def _column_bias(tile_w: int, radius: int, num_refs: int, device: str) -> Tensor:
-    """(tile_w, (2r+1) * N * span_x): -BLOCKED where the reference column is beyond ``radius``
-    of the target's column (the rows are exactly the window's: see :func:`_window_rows`)."""
+    """(tile_w, (tw+2r) * N): -BLOCKED where the reference column is beyond ``radius`` of the
+    target's column, in the (column, frame) order of a window row (:func:`_tile_similarity`)."""
     span_x = tile_w + 2 * radius
     offset = torch.arange(span_x)[None] - radius - torch.arange(tile_w)[:, None]  # (tile_w, span_x)
     bias = torch.zeros(offset.shape).masked_fill_(offset.abs() > radius, -_BLOCKED)
-    return bias.repeat(1, num_refs * (2 * radius + 1)).to(device)
+    return bias.repeat_interleave(num_refs, dim=1).to(device)
+
+
+class _Reduction(NamedTuple):
+    """What a target makes of its similarities to the references and their values (B, R, L):
+    ``whole(similarity (B, Q, R), values, topk)``, or ``picked(scores, index, values)`` from
+    its top-k already chosen (scores and indices into R, both (B, Q, k))."""
+
+    whole: Callable[[Tensor, Tensor, int | None], Tensor]
+    picked: Callable[[Tensor, Tensor, Tensor], Tensor]
 
 
 def _weighted_sum(similarity: Tensor, values: Tensor, topk: int | None) -> Tensor:
     """similarity: (B, Q, R) logits; values: (B, R, L). Returns (B, Q, L)."""
     if topk is None or topk >= similarity.shape[-1]:
         return torch.bmm(torch.softmax(similarity, dim=-1), values)
-    scores, index = _topk(similarity, topk)
+    return _weighted_picks(*_topk(similarity, topk), values)
+
+
+def _weighted_picks(scores: Tensor, index: Tensor, values: Tensor) -> Tensor:
+    """scores, index: (B, Q, k) of the chosen references; values: (B, R, L). Returns (B, Q, L)."""
     weights = torch.softmax(scores, dim=-1)  # (B, Q, k)
     num_labels = values.shape[-1]
     picked = torch.gather(
@@ -396,27 +466,45 @@ def _weighted_sum(similarity: Tensor, values: Tensor, topk: int | None) -> Tenso
 def _topk_pairs(similarity: Tensor, values: Tensor, topk: int | None) -> Tensor:
     """similarity: (B, Q, R) logits; values: (B, R, 1) reference indices (as floats).
     Returns (B, Q, 2k): the softmax weights of the k most similar references, then their indices."""
-    scores, index = _topk(similarity, min(topk, similarity.shape[-1]))
+    return _index_pairs(*_topk(similarity, min(topk, similarity.shape[-1])), values)
+
+
+def _index_pairs(scores: Tensor, index: Tensor, values: Tensor) -> Tensor:
+    """scores, index: (B, Q, k) of the chosen references; values: (B, R, 1) their indices."""
     weights = torch.softmax(scores, dim=-1)
     picked = torch.gather(values[..., 0].unsqueeze(1).expand(-1, index.shape[1], -1), 2, index)
     return torch.cat([weights, picked], dim=-1)
 
 
+_WEIGHTED_SUM = _Reduction(_weighted_sum, _weighted_picks)
+_TOPK_PAIRS = _Reduction(_topk_pairs, _index_pairs)
+
+
 def _topk(similarity: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """``similarity.topk(k, dim=-1)`` in two stages, the same values (indices may differ only
-    between equal values). The candidates are split into G groups (candidate i in group i mod G);
-    the k groups with the largest maxima hold the k largest values, since every other candidate
-    is at most the k-th of those maxima. torch's top-k costs grow with the row length, while the
-    maxima of strided groups are one vectorised pass."""
+    """``similarity.topk(k, dim=-1)`` in two stages (:func:`_grouped_topk`) when the rows are long
+    enough for that to pay off: the same values (indices may differ only between equal values)."""
     count = _group_count(similarity.shape[-1], k)
     if count is None:
         return similarity.topk(k, dim=-1)
-    maxima = similarity.unflatten(-1, (-1, count)).amax(dim=-2)  # (..., G)
-    _, best_groups = maxima.topk(k, dim=-1, sorted=False)  # (..., k)
-    members = torch.arange(0, similarity.shape[-1], count, device=similarity.device)  # (g,)
-    index = (best_groups[..., None] + members).flatten(-2)  # (..., k*g)
-    scores, position = torch.gather(similarity, -1, index).topk(k, dim=-1)
-    return scores, torch.gather(index, -1, position)
+    return _grouped_topk(similarity.unflatten(-1, (-1, count)), k)
+
+
+def _grouped_topk(grouped: Tensor, k: int, bias: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """The top-k of the candidates ``m * G + g`` of ``grouped`` (..., M, G) (a view of any strides),
+    plus ``bias`` (broadcast to (..., G): one term per group) if given. Returns scores (..., k),
+    sorted, and indices into M * G. The k groups g with the largest maxima hold the k largest
+    values, since every other candidate is at most the k-th of those maxima: torch's top-k costs
+    grow with the row length, while the maxima over m are one vectorised pass."""
+    maxima = grouped.amax(dim=-2)  # (..., G)
+    if bias is not None:
+        bias = bias.expand_as(maxima)
+        maxima = maxima.add_(bias)
+    _, best = maxima.topk(k, dim=-1, sorted=False)  # (..., k)
+    members = torch.gather(grouped, -1, best.unsqueeze(-2).expand(*grouped.shape[:-1], k))  # (..., M, k)
+    if bias is not None:
+        members = members + torch.gather(bias, -1, best).unsqueeze(-2)
+    scores, position = members.flatten(-2).topk(k, dim=-1)
+    return scores, position.div(k, rounding_mode="floor") * grouped.shape[-1] + torch.gather(best, -1, position % k)
 
 
 @functools.lru_cache(maxsize=64)
