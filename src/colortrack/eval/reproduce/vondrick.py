@@ -186,13 +186,14 @@ def _fit_width(image: np.ndarray) -> np.ndarray:
 
 def _transductive(config: VondrickConfig) -> bool:
     """Whether ours was trained on frames of the DAVIS root (its checkpoint's data folders)."""
+    from colortrack.errors import InputError
     from colortrack.eval.protocol import seen_in_training
     from colortrack.models.registry import checkpoint_path
     from colortrack.train.checkpoint import read_meta
 
     try:
         data = read_meta(checkpoint_path(config.method)).get("train_config", {}).get("data", [])
-    except Exception:  # a training-free method or an unreadable checkpoint: nothing to say
+    except InputError:  # a training-free method: no training data
         return False
     frames = Path(config.davis) / "JPEGImages"
     return seen_in_training(data, frames) or any(Path(d).parent.name == Path(config.davis).name for d in data)
