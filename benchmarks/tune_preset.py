@@ -1,11 +1,12 @@
 """J&F of one embedder over a grid of inference settings; each frame is embedded once per input height.
 
     python benchmarks/tune_preset.py --root ../shared/data/davis2016-train --method RUN_DIR/ckpt \
-        --grid temperature=0.02,0.1 topk=5,10 radius=8,12 recent=3,7 short_side=240 \
+        --grid temperature=0.02,0.1 topk=5,10 radius=8,12 recent=3,7 short_side=240 flip=false,true \
+               extra_short_sides=none,360,360+480 \
         [--base default] [--sequences a,b] [--out out/tune]
 
 Every combination of the grid values is run (keys: temperature, topk, radius, recent,
-keep_first, short_side, precision; ``none`` lifts topk or radius). Settings not in the grid come from
+keep_first, short_side, precision, flip, extra_short_sides; ``none`` lifts topk or radius). Settings not in the grid come from
 ``--base``. The propagation is the library's ``LabelTracker`` and the scores are
 ``colortrack eval davis``'s, so a row here equals that command with the same flags (which the
 table prints). Results are appended to ``OUT/tune.jsonl`` as they finish, and rows already there
@@ -38,7 +39,8 @@ from colortrack.core.tracker import LabelTracker, TrackConfig, pick_device
 AFFINITY_KEYS = ("temperature", "topk", "radius")
 MEMORY_KEYS = ("recent", "keep_first")
 FLAGS = {"temperature": "--temperature", "topk": "--topk", "radius": "--radius", "recent": "--recent",
-         "keep_first": "--first-frame", "short_side": "--short-side", "precision": "--precision"}
+         "keep_first": "--first-frame", "short_side": "--short-side", "precision": "--precision",
+         "flip": "--flip", "extra_short_sides": "--extra-short-sides"}
 
 
 class CachedEmbedder:
@@ -73,6 +75,11 @@ def parse_value(text: str):
     return float(text) if any(c in text for c in ".e") else int(text)
 
 
+def parse_sides(text: str) -> tuple[int, ...]:
+    """``none`` or ``360+480`` -> the extra short sides."""
+    return () if text.lower() == "none" else tuple(int(side) for side in text.split("+"))
+
+
 def parse_grid(items: list[str]) -> list[dict]:
     keys, values = [], []
     for item in items:
@@ -80,7 +87,8 @@ def parse_grid(items: list[str]) -> list[dict]:
         if key not in FLAGS:
             raise SystemExit(f"unknown grid key {key!r}: choose {', '.join(FLAGS)}")
         keys.append(key)
-        values.append([parse_value(v) for v in listed.split(",")])
+        parse = parse_sides if key == "extra_short_sides" else parse_value
+        values.append([parse(v) for v in listed.split(",")])
     return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
 
 
@@ -89,7 +97,8 @@ def apply(base: TrackConfig, setting: dict) -> TrackConfig:
     memory = replace(base.memory, **{k: v for k, v in setting.items() if k in MEMORY_KEYS})
     height = setting.get("short_side", base.short_side)
     precision = setting.get("precision", base.precision)
-    return replace(base, affinity=affinity, memory=memory, short_side=height, precision=precision)
+    fusion = {key: setting[key] for key in ("flip", "extra_short_sides") if key in setting}
+    return replace(base, affinity=affinity, memory=memory, short_side=height, precision=precision, **fusion)
 
 
 def command_flags(setting: dict) -> str:
@@ -97,6 +106,10 @@ def command_flags(setting: dict) -> str:
     for key, value in setting.items():
         if key == "keep_first":
             parts.append("--first-frame " + ("keep" if value else "drop"))
+        elif key == "flip":
+            parts.append("--flip " + ("on" if value else "off"))
+        elif key == "extra_short_sides":
+            parts.append(" ".join(["--extra-short-sides", *map(str, value)]))
         else:
             parts.append(f"{FLAGS[key]} {0 if value is None else value}")
     return " ".join(parts)

@@ -55,6 +55,17 @@ def test_gradients_reach_queries_keys_and_values():
         assert tensor.grad is not None and tensor.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("topk", [3, 4])  # 3: two-stage top-k over 5 x 15 window cells (15 >= 4k); 4: one stage
+def test_local_gradients_equal_the_dense_reference(topk):
+    inputs = [t.float().requires_grad_() for t in random_inputs(seed=3)]
+    config = AffinityConfig(temperature=0.5, topk=topk, radius=2)
+    attend(*inputs, config).square().sum().backward()
+    dense = [t.detach().clone().requires_grad_() for t in inputs]
+    attend_dense(*dense, config).square().sum().backward()
+    for local, reference in zip(inputs, dense):
+        assert torch.allclose(local.grad, reference.grad, atol=1e-4)
+
+
 def test_mismatched_shapes_are_rejected():
     queries, keys, values = random_inputs()
     with pytest.raises(ValueError):

@@ -191,7 +191,7 @@ def _modules_after(code: str) -> set[str]:
     return set(out.stdout.split())
 
 
-@pytest.mark.parametrize("command", ["", "track", "eval", "colorize", "embed", "demo", "report", "app"])
+@pytest.mark.parametrize("command", ["", "track", "eval", "colorize", "embed", "demo", "report", "app", "shards"])
 def test_the_command_line_starts_without_torch(command):
     """``colortrack --help`` and argument errors must not wait for torch, OpenCV, PyAV or matplotlib."""
     code = f"import colortrack, colortrack.cli.main as m; m.build_parser({command!r})"

@@ -155,14 +155,6 @@ def test_bad_input_fails_with_one_clear_line(clip, tmp_path, make_args, expected
     assert "Traceback" not in result.stderr
 
 
-def test_demo_runs_end_to_end(tmp_path):
-    result = run_cli("demo", "--out", tmp_path, "--quiet")
-    assert result.returncode == 0, result.stderr
-    assert "Overall" in result.stdout and "PSNR" in result.stdout
-    assert (tmp_path / "tracked" / "overlay.mp4").is_file()
-    assert VideoReader(tmp_path / "colorized.mp4").info.num_frames == 40
-
-
 def test_command_line_overrides_the_preset():
     from colortrack.cli.main import build_parser
     from colortrack.cli.options import track_config
@@ -183,6 +175,20 @@ def test_input_height_is_an_old_name_of_short_side():
     assert track_config(build_parser().parse_args(base)).short_side == 240
     assert track_config(build_parser().parse_args([*base, "--short-side", "0"])).short_side is None
     assert track_config(build_parser().parse_args([*base, "--input-height", "360"])).short_side == 360
+
+
+def test_fusion_options_override_the_preset_and_the_library_agrees():
+    from colortrack.cli.main import build_parser
+    from colortrack.cli.options import track_config
+    from colortrack.models.registry import track_config as library_config
+
+    base = ["track", "v.mp4", "--mask", "m.png", "--out", "o"]
+    plain = track_config(build_parser().parse_args(base))
+    assert (plain.flip, plain.extra_short_sides) == (False, ())
+    fused = track_config(build_parser().parse_args([*base, "--flip", "on", "--extra-short-sides", "360", "480"]))
+    assert (fused.flip, fused.extra_short_sides) == (True, (360, 480))
+    assert fused == library_config(flip=True, extra_short_sides=[360, 480])
+    assert track_config(build_parser().parse_args([*base, "--topk", "5"])).flip is False
 
 
 def test_the_command_line_lets_idle_threads_sleep(monkeypatch):

@@ -228,3 +228,25 @@ def test_real_clip_count_is_exact() -> None:
     count = sum(1 for _ in reader)
     assert count == len(reader) > 0
     assert min(reader.info.height, reader.info.width) == 256
+
+
+def test_write_behind_writes_in_order_in_a_side_thread_and_raises_write_errors() -> None:
+    import threading
+
+    from colortrack.io.streams import write_behind
+
+    written, threads = [], set()
+
+    def write(item: int) -> None:
+        threads.add(threading.get_ident())
+        written.append(item)
+
+    assert write_behind(iter(range(5)), write) == 5
+    assert written == [0, 1, 2, 3, 4] and threading.get_ident() not in threads
+
+    def failing(item: int) -> None:
+        if item == 2:
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_behind(range(5), failing)

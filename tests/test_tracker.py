@@ -118,3 +118,71 @@ def test_labels_of_the_wrong_size_are_rejected():
     video = make_video(num_frames=3, height=32, width=32, seed=0)
     with pytest.raises(InputError, match="do not match the frame"):
         list(exact_tracker().track(video.frames, np.ones((2, 16, 16), np.float32)))
+
+
+def fusion_tracker(**fusion):
+    config = replace(PRESETS["color"], short_side=64, **fusion)
+    return LabelTracker(LabPatchEmbedder(), config, torch.device("cpu"))
+
+
+def first_onehot(video):
+    return LabelMap.from_mask(video.masks[0]).to_onehot(video.masks[0])
+
+
+def test_two_identical_views_fuse_to_the_single_view():
+    video = make_video(num_frames=6, height=64, width=96, num_objects=2, seed=2)
+    single = list(fusion_tracker().track(video.frames, first_onehot(video)))
+    doubled = list(fusion_tracker(extra_short_sides=(64,)).track(video.frames, first_onehot(video)))
+    for one, two in zip(single, doubled):
+        np.testing.assert_allclose(one, two, atol=1e-5)
+
+
+class LopsidedEmbedder(torch.nn.Module):
+    """A random convolution: unlike the colour embedder, it sees a mirrored frame differently."""
+
+    stride = 4
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 16, 5, padding=2)
+
+    def encode(self, images):
+        return F.normalize(F.avg_pool2d(self.conv(images), self.stride), dim=1)
+
+
+def test_flip_fusion_is_mirror_symmetric():
+    video = make_video(num_frames=6, height=64, width=96, num_objects=2, seed=4)
+    mirrored = [np.ascontiguousarray(frame[:, ::-1]) for frame in video.frames]
+    first, first_mirrored = first_onehot(video), np.ascontiguousarray(first_onehot(video)[:, :, ::-1])
+
+    def track(frames, labels, flip):
+        config = replace(PRESETS["color"], affinity=AffinityConfig(temperature=0.05, topk=5, radius=4), flip=flip)
+        return list(LabelTracker(LopsidedEmbedder(), config, torch.device("cpu")).track(frames, labels))
+
+    for flip, symmetric in ((True, True), (False, False)):
+        gaps = [np.abs(a - b[:, :, ::-1]).max() for a, b in zip(track(video.frames, first, flip), track(mirrored, first_mirrored, flip))]
+        assert (max(gaps) < 1e-4) == symmetric, (flip, max(gaps))
+
+
+def test_scale_fusion_tracks_at_every_scale():
+    video = make_video(num_frames=6, height=64, width=96, num_objects=2, seed=2)
+    fused = fusion_tracker(extra_short_sides=(96,))
+    seen = []
+    encode = fused.embedder.encode
+    fused.embedder.encode = lambda image: seen.append(tuple(image.shape[-2:])) or encode(image)
+    labels = list(fused.track(video.frames, first_onehot(video)))
+    assert {(64, 96), (96, 144)} <= set(seen)
+    assert all(frame.shape == (3, 64, 96) for frame in labels)
+    np.testing.assert_allclose(labels[-1].sum(0), 1.0, atol=1e-4)
+
+
+def test_fusion_settings_survive_a_saved_config():
+    config = replace(PRESETS["default"], flip=True, extra_short_sides=(360,))
+    assert TrackConfig.from_dict(config.to_dict()) == config
+    assert TrackConfig.from_dict({k: v for k, v in PRESETS["default"].to_dict().items() if k not in ("flip", "extra_short_sides")}) == PRESETS["default"]
+
+
+def test_quality_preset_is_the_default_with_more_context_and_flip_fusion():
+    default, quality = PRESETS["default"], PRESETS["quality"]
+    assert quality == replace(default, memory=replace(default.memory, recent=15), flip=True)

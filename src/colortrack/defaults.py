@@ -14,8 +14,12 @@ TRACK_METHODS = (SHIPPED_MODEL, "identity", "flow", "color", "farneback")
 DEFAULT_METHOD = SHIPPED_MODEL
 
 # The settings of each preset are colortrack.core.tracker.PRESETS (a test keeps the names equal).
-PRESET_NAMES = ("paper", "default", "color")
+PRESET_NAMES = ("paper", "default", "quality", "color")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+# The tracking settings a command line or ``Tracker.pretrained`` may override in a preset.
+TRACK_OPTIONS = (
+    "temperature", "topk", "radius", "recent", "first_frame", "short_side", "precision", "flip", "extra_short_sides",
+)
 
 COLORIZE_METHODS = ("propagate", "reference", "spatiotemporal")
 # Reference frames of ``eval colorize``: frame 0, the 10th frame, the first and last, the 10th and (N-10)th.
@@ -25,6 +29,10 @@ GRAY_EMBEDDER = "gray"  # the training-free embedder of colorization
 SHIPPED_REFINER = "refiner"  # the refiner weights packaged in colortrack/weights
 # Refinement is on by default once the shipped weights beat plain warping (docs/benchmarks.md).
 REFINE_BY_DEFAULT = True
+
+# The demo scene (colortrack.demo.scene): 16:9 frames of this height, this many frames.
+DEMO_HEIGHT = 360
+DEMO_FRAMES = 40
 
 
 def default_preset(method: str) -> str:

@@ -10,15 +10,20 @@ from colortrack.defaults import (
     SHIPPED_REFINER,
 )
 from colortrack.errors import InputError
+from colortrack.scale.launch import add_workers_option, batch_ranks, launch, run_manifest, wants_launch
 
 
 def add_colorize_parser(commands) -> None:
     parser = commands.add_parser("colorize")
-    parser.add_argument("video", type=Path, help="video file or folder of frames (colour input is reduced to L)")
+    parser.add_argument("video", type=Path, nargs="?", help="video file or folder of frames (colour input is reduced to L)")
+    parser.add_argument(
+        "--manifest", type=Path,
+        help="CSV of many videos (columns video, ref, optional instances and name; see docs/scale.md) instead of "
+        "VIDEO: each goes to OUT/<name>.mp4 (OUT a folder); with --workers or under torchrun the ranks share them",
+    )
     parser.add_argument(
         "--ref",
         action="append",
-        required=True,
         metavar="IMAGE[@FRAME]",
         help="colour image of frame FRAME (default 0), same size as the video; repeatable",
     )
@@ -39,6 +44,7 @@ def add_colorize_parser(commands) -> None:
         f"(default {'on' if REFINE_BY_DEFAULT else 'off'})",
     )
     _add_colorize_options(parser)
+    add_workers_option(parser)
     parser.set_defaults(run=run_colorize)
 
 
@@ -60,6 +66,7 @@ def add_eval_colorize_parser(benchmarks) -> None:
     parser.add_argument("--max-frames", type=int, help="only the first N frames of each sequence")
     parser.add_argument("--out", type=Path, required=True, help="folder for results.json")
     _add_colorize_options(parser)
+    add_workers_option(parser)
     parser.set_defaults(run=run_eval_colorize)
 
 
@@ -106,21 +113,19 @@ def short_side(args: argparse.Namespace) -> int | None:
 
 
 def run_colorize(args: argparse.Namespace) -> int:
-    from colortrack.api import Colorizer
     from colortrack.tasks.colorize import colorize_video
 
-    colorizer = Colorizer.pretrained(
-        args.embedder,
-        args.method,
-        refine=args.refine,
-        refiner=args.refiner,
-        device=args.device,
-        temperature=args.temperature,
-        topk=args.topk,
-        radius=args.radius,
-        recent=args.recent,
-        short_side=args.short_side,
-    )
+    if (args.video is None) == (args.manifest is None):
+        raise InputError("colorize", "give either VIDEO or --manifest")
+    if args.manifest is not None:
+        if args.ref or args.instances or args.frames_dir:
+            raise InputError("--manifest", "the manifest's columns give the references: drop --ref/--instances/--frames-dir")
+        return run_manifest(args, ("ref",), _colorize_row)
+    if not args.ref:
+        raise InputError("colorize", "--ref is required")
+    if args.workers is not None:
+        raise InputError("--workers", "shares the videos of a --manifest (one video runs in one process)")
+    colorizer = _colorizer(args)
     output = colorize_video(
         args.video,
         args.ref,
@@ -137,19 +142,60 @@ def run_colorize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _colorize_row(args: argparse.Namespace):
+    """The work of one manifest row: OUT/<name>.mp4 colourized from its references."""
+    from colortrack.tasks.colorize import colorize_video
+
+    colorizer = _colorizer(args)
+
+    def colorize(row) -> None:
+        out = args.out / f"{row.name}.mp4"
+        colorize_video(row.video, row.keyframes, out, colorizer.engine, colorizer.settings(), None, row.instances, False)
+
+    return colorize
+
+
+def _colorizer(args: argparse.Namespace):
+    from colortrack.api import Colorizer
+
+    return Colorizer.pretrained(
+        args.embedder,
+        args.method,
+        refine=args.refine,
+        refiner=args.refiner,
+        device=args.device,
+        temperature=args.temperature,
+        topk=args.topk,
+        radius=args.radius,
+        recent=args.recent,
+        short_side=args.short_side,
+    )
+
+
 def run_eval_colorize(args: argparse.Namespace) -> int:
+    if wants_launch(args):
+        return launch(args, args.out)
+    with batch_ranks(args) as ranks:
+        return _eval_colorize(args, ranks)
+
+
+def _eval_colorize(args: argparse.Namespace, ranks) -> int:
     from colortrack.eval.colorize import format_table, run_colorize_eval
     from colortrack.io.davis import DavisDataset
     from colortrack.core.tracker import pick_device
+    from colortrack.scale.share import report_failures
 
     names = [name for name in args.sequences.split(",") if name] if args.sequences else None
     dataset = DavisDataset(args.root, resolution=args.resolution, sequences=names)
     methods = [name for name in args.method.split(",") if name]
     results = run_colorize_eval(
         dataset, args.refs, methods, args.embedder, args.out, pick_device(args.device), overrides(args), short_side(args),
-        args.max_frames, args.refiner, progress=not args.quiet,
+        args.max_frames, args.refiner, not args.quiet, ranks,
     )
+    if results is None:
+        return 0
     title = f"DAVIS {args.resolution} colorization, refs {args.refs}, embedder {args.embedder}, {len(dataset)} sequence(s)"
     print(format_table(results, title))
     print(f"wrote {args.out / 'results.json'}")
+    report_failures(args.out, "sequence")
     return 0

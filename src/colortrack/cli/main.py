@@ -15,8 +15,9 @@ from colortrack import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "track": ("colortrack.cli.track:add_track_parser", "propagate masks of one or more keyframes, or points, through a video"),
     "eval": ("colortrack.cli.eval:add_eval_parser", "evaluate on a benchmark"),
-    "demo": ("colortrack.cli.demo:add_demo_parser", "track objects in a generated example video"),
+    "demo": ("colortrack.cli.demo:add_demo_parser", "every capability on a built-in scene with exact ground truth, beside its baselines, on one HTML page"),
     "train": ("colortrack.cli.train:add_train_parser", "learn to track by colourizing unlabelled videos"),
+    "shards": ("colortrack.cli.shards:add_shards_parser", "prepare a sharded training corpus (tar files of clips) for train --shards"),
     "train-refiner": (
         "colortrack.cli.train_refiner:add_train_refiner_parser",
         "train the colourization refiner on unlabelled colour videos",
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
     sleeping_idle_threads()
     args = build_parser(_command_in(argv)).parse_args(argv)
+    args.argv = argv  # a batch command run again as torchrun ranks (--workers)
     from colortrack.errors import run_with_clear_errors
 
     return run_with_clear_errors("colortrack", lambda: args.run(args))

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from colortrack.defaults import DEFAULT_METHOD, PRECISIONS, PRESET_NAMES
+from colortrack.defaults import DEFAULT_METHOD, PRECISIONS, PRESET_NAMES, TRACK_OPTIONS
 
-TRACK_OPTIONS = ("temperature", "topk", "radius", "recent", "first_frame", "short_side", "precision")
 POINT_OPTIONS = ("sigma", "lost_below", "fade_below")
 
 
@@ -32,6 +31,11 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
         "(0: native; --input-height is an old name)",
     )
     tuning.add_argument("--precision", choices=PRECISIONS, help="autocast of a learned encoder")
+    tuning.add_argument("--flip", choices=("on", "off"), help="also track the mirrored video and fuse (about 2x the time)")
+    tuning.add_argument(
+        "--extra-short-sides", type=int, nargs="*", metavar="PIXELS",
+        help="also track at these short sides and fuse (none given: single scale)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from colortrack.cli.options import add_method_options, add_point_options, tracker_of
+from colortrack.errors import InputError
+from colortrack.scale.launch import add_workers_option, run_manifest
 
 
 def add_track_parser(commands) -> None:
     parser = commands.add_parser("track")
-    parser.add_argument("video", type=Path, help="video file (mp4/avi/mov/mkv) or folder of frames")
-    first = parser.add_mutually_exclusive_group(required=True)
+    parser.add_argument("video", type=Path, nargs="?", help="video file (mp4/avi/mov/mkv) or folder of frames")
+    parser.add_argument(
+        "--manifest", type=Path,
+        help="CSV of many videos (columns video, mask or points, optional name; see docs/scale.md) instead of VIDEO: "
+        "each goes to OUT/<name>/; with --workers or under torchrun the ranks share them",
+    )
+    first = parser.add_mutually_exclusive_group()
     first.add_argument(
         "--mask", action="append", metavar="MASK.png[@FRAME]",
         help="mask PNG (palette ids or 0/255) of frame FRAME, a 0-based index (default 0); repeat it to give "
@@ -26,10 +34,21 @@ def add_track_parser(commands) -> None:
     parser.add_argument("--no-overlay", action="store_true", help="do not write overlay.mp4")
     add_method_options(parser)
     add_point_options(parser)
+    add_workers_option(parser)
     parser.set_defaults(run=run_track)
 
 
 def run_track(args: argparse.Namespace) -> int:
+    if (args.video is None) == (args.manifest is None):
+        raise InputError("track", "give either VIDEO or --manifest")
+    if args.manifest is not None:
+        if args.mask is not None or args.points is not None:
+            raise InputError("--manifest", "the manifest's columns give the keyframes: drop --mask/--points")
+        return run_manifest(args, ("mask", "points"), _track_row)
+    if args.mask is None and args.points is None:
+        raise InputError("track", "one of --mask or --points is required")
+    if args.workers is not None:
+        raise InputError("--workers", "shares the videos of a --manifest (one video runs in one process)")
     if args.points is not None:
         return _run_track_points(args)
     from colortrack.tasks.masks import track_video
@@ -45,9 +64,27 @@ def run_track(args: argparse.Namespace) -> int:
     return 0
 
 
+def _track_row(args: argparse.Namespace) -> Callable:
+    """The work of one manifest row: its masks or points tracked into OUT/<name>/."""
+    from colortrack.tasks.masks import track_video
+    from colortrack.tasks.points_job import track_points_video
+
+    tracker = tracker_of(args)
+    settings = {**tracker.settings(), "points": tracker.points.to_dict()}
+
+    def track(row) -> None:
+        keyframes = keyframe_paths(row.keyframes, f"{args.manifest} ({row.name})")
+        out, overlay = args.out / row.name, not args.no_overlay
+        if row.column == "mask":
+            track_video(row.video, keyframes, out, tracker.propagator, tracker.settings(), overlay, progress=False)
+        else:
+            track_points_video(row.video, keyframes, out, tracker.propagator, settings, tracker.points, overlay, False)
+
+    return track
+
+
 def keyframe_paths(specs: list[str], option: str) -> dict[int, Path]:
     """``FILE[@FRAME]`` arguments of ``option`` -> ``{frame index: path}``; a frame given twice is an InputError."""
-    from colortrack.errors import InputError
     from colortrack.tasks.colorize import parse_reference
 
     keyframes: dict[int, Path] = {}

@@ -262,10 +262,12 @@ def _attend_local(
     padded once, (B, H', W', N, C) with the N frames side by side in each cell, so that a window
     row of ``tw + 2r`` cells in all N frames is one contiguous block of the keys: the 2r + 1
     window rows of a target row are a strided view, scored against the row's targets by one
-    batched matrix product without copying any key (:func:`_tile_similarity`), leaving only the
-    columns beyond ``radius`` to block by a bias. Reference cells outside the image get an extra
-    key channel of -BLOCKED (the queries carry a 1 there). One tile at a time keeps the working
-    set within a CPU's caches.
+    batched matrix product without copying any key (:func:`_tile_similarity`). The top-k then
+    reads each target's own 2r + 1 columns of those rows through a view (:func:`_within_radius`);
+    with groups or without a top-k, the columns beyond ``radius`` are blocked by a bias instead.
+    Reference cells outside the image get an extra key channel of -BLOCKED (the queries carry a
+    1 there). One tile at a time keeps the working set within a CPU's caches; tiles run side by
+    side in threads (:func:`_side_by_side`).
     """
     batch, _, height, width = queries.shape
     num_refs = keys.shape[1]
@@ -283,7 +285,7 @@ def _attend_local(
         key_groups = _cells_last(groups[1][:, :, None], radius, pad, fill=_NO_GROUP)  # (B, H', W', N, 1)
     window, row_len = 2 * radius + 1, span_x * num_refs
     column_bias = _column_bias(tile_w, radius, num_refs, str(queries.device))  # (tw, row_len)
-    grouped = groups is None and config.topk is not None and row_len >= 4 * config.topk
+    grouped = groups is None and config.topk is not None and window * num_refs >= 4 * config.topk
     differentiable = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad)
 
     def one_tile(b: int, ty: int, tx: int, buffer: Tensor | None) -> Tensor:
@@ -291,8 +293,8 @@ def _attend_local(
         similarity = _tile_similarity(q[b], k[b], corner, radius, (tile_h, tile_w), buffer)  # (th, 2r+1, tw, row_len)
         tile_values = _window_rows(v[b], corner, radius, (tile_h, tile_w))  # (th, window_len, L)
         if grouped:  # the window rows are the two-stage top-k's members, its groups their columns
-            scores, index = _grouped_topk(similarity.transpose(1, 2), config.topk, column_bias)
-            return reduce.picked(scores, index, tile_values)  # (th, tw, L')
+            scores, index = _grouped_topk(_within_radius(similarity, num_refs), config.topk)
+            return reduce.picked(scores, _window_index(index, radius, num_refs, row_len), tile_values)  # (th, tw, L')
         similarity = (similarity + column_bias).transpose(1, 2).reshape(tile_h, tile_w, -1)  # (th, tw, window_len)
         if groups is not None:
             similarity = _restrict_to_groups(
@@ -314,17 +316,21 @@ def _attend_local(
 
 
 def _side_by_side(run: Callable[[list], list], work: list) -> list:
-    """``run(work)``, with ``work`` cut into one contiguous part per intra-op thread of the caller
-    and the parts run at the same time, each in a thread of its own with one intra-op thread: a
-    tile's operations are too small to share well between threads (and idle intra-op threads
-    spin), whole tiles are not. Results in the order of ``work``."""
+    """``run(work)``, with ``work`` cut into contiguous parts run at the same time by as many
+    threads as the caller has intra-op threads, each thread with one intra-op thread: a tile's
+    operations are too small to share well between threads (and idle intra-op threads spin),
+    whole tiles are not. A few parts per thread, so that a thread slowed by other work (decoding,
+    writing) leaves its remaining parts to the others. Results in the order of ``work``."""
     workers = min(torch.get_num_threads(), len(work))
     if workers < 2:
         return run(work)
-    bounds = [len(work) * i // workers for i in range(workers + 1)]
+    size = -(-len(work) // (_PARTS_PER_THREAD * workers))
     pool = _tile_pool(workers)
-    futures = [pool.submit(run, work[start:end]) for start, end in zip(bounds, bounds[1:])]
+    futures = [pool.submit(run, work[start : start + size]) for start in range(0, len(work), size)]
     return [result for future in futures for result in future.result()]
+
+
+_PARTS_PER_THREAD = 4
 
 
 @functools.lru_cache(maxsize=None)
@@ -489,22 +495,35 @@ def _topk(similarity: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return _grouped_topk(similarity.unflatten(-1, (-1, count)), k)
 
 
-def _grouped_topk(grouped: Tensor, k: int, bias: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """The top-k of the candidates ``m * G + g`` of ``grouped`` (..., M, G) (a view of any strides),
-    plus ``bias`` (broadcast to (..., G): one term per group) if given. Returns scores (..., k),
-    sorted, and indices into M * G. The k groups g with the largest maxima hold the k largest
-    values, since every other candidate is at most the k-th of those maxima: torch's top-k costs
-    grow with the row length, while the maxima over m are one vectorised pass."""
-    maxima = grouped.amax(dim=-2)  # (..., G)
-    if bias is not None:
-        bias = bias.expand_as(maxima)
-        maxima = maxima.add_(bias)
-    _, best = maxima.topk(k, dim=-1, sorted=False)  # (..., k)
+def _grouped_topk(grouped: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The top-k of the candidates ``m * G + g`` of ``grouped`` (..., M, G) (a view of any
+    strides). Returns scores (..., k), sorted, and indices into M * G. The k groups g with the
+    largest maxima hold the k largest values, since every other candidate is at most the k-th of
+    those maxima: torch's top-k costs grow with the row length, while the maxima over m are one
+    vectorised pass."""
+    _, best = grouped.amax(dim=-2).topk(k, dim=-1, sorted=False)  # (..., k)
     members = torch.gather(grouped, -1, best.unsqueeze(-2).expand(*grouped.shape[:-1], k))  # (..., M, k)
-    if bias is not None:
-        members = members + torch.gather(bias, -1, best).unsqueeze(-2)
     scores, position = members.flatten(-2).topk(k, dim=-1)
     return scores, position.div(k, rounding_mode="floor") * grouped.shape[-1] + torch.gather(best, -1, position % k)
+
+
+def _within_radius(similarity: Tensor, num_refs: int) -> Tensor:
+    """similarity: (th, 2r+1, tw, (tw+2r) * N) of :func:`_tile_similarity`, contiguous. Returns
+    the view (th, tw, 2r+1, (2r+1) * N) of each target's own window: the 2r + 1 columns from its
+    own onwards (target column x's window starts x reference columns, x * N cells, further)."""
+    tile_h, window, tile_w, row_len = similarity.shape
+    s_t, s_m, s_x, _ = similarity.stride()
+    return similarity.as_strided((tile_h, tile_w, window, window * num_refs), (s_t, s_x + num_refs, s_m, 1))
+
+
+def _window_index(index: Tensor, radius: int, num_refs: int, row_len: int) -> Tensor:
+    """index: (th, tw, k) into the (2r+1) x (2r+1) * N windows of :func:`_within_radius`. Returns
+    the same candidates as indices into the tile's window rows (2r+1) x row_len, as
+    :func:`_window_rows` lays the values out."""
+    width = (2 * radius + 1) * num_refs
+    rows = index.div(width, rounding_mode="floor")
+    columns = torch.arange(index.shape[1], device=index.device).view(1, -1, 1) * num_refs
+    return index + rows * (row_len - width) + columns
 
 
 @functools.lru_cache(maxsize=64)

@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from colortrack.defaults import COLORIZE_REFERENCES
 from colortrack.models.baselines import FlowPropagator
@@ -47,6 +46,8 @@ from colortrack.errors import InputError
 from colortrack.io.atomic import atomic_write_json
 from colortrack.io.runs import RunFolder
 from colortrack.io.davis import DavisDataset, DavisSequence
+from colortrack.scale.ranks import Ranks
+from colortrack.scale.share import FAILED_DIR, run_shared
 from colortrack.eval.metrics.color import ColorScores
 from colortrack.models.refiner import SHIPPED, Refiner, load_refiner
 
@@ -120,11 +121,12 @@ def run_colorize_eval(
     max_frames: int | None = None,
     refiner: str | None = None,
     progress: bool = True,
-) -> dict:
+    ranks: Ranks | None = None,
+) -> dict | None:
     """``colortrack eval colorize``: :func:`evaluate_colorize` of the embedder named ``embedder``
     (``model``, ``gray`` or a checkpoint) with its settings recorded as the folder's configuration.
     overrides: :func:`colortrack.tasks.colorize.colorize_overrides`; refiner: the weights of the
-    ``+refine`` methods."""
+    ``+refine`` methods. None on a torchrun rank other than the first."""
     from colortrack.tasks.colorize import make_embedder
 
     methods = check_methods(list(methods))
@@ -141,7 +143,7 @@ def run_colorize_eval(
         sequences=dataset.names,
         refiner=refiner if any(name.endswith(REFINE_SUFFIX) for name in methods) else None,
     )
-    return evaluate_colorize(dataset, make_embedder(embedder, device), config, Path(out_dir), device, progress)
+    return evaluate_colorize(dataset, make_embedder(embedder, device), config, Path(out_dir), device, progress, ranks)
 
 
 def evaluate_colorize(
@@ -151,10 +153,13 @@ def evaluate_colorize(
     out_dir: Path,
     device: torch.device,
     progress: bool = True,
-) -> dict:
+    ranks: Ranks | None = None,
+) -> dict | None:
     """Writes ``out_dir/sequences/<name>.json`` (one per sequence, reused by a re-run with the same
     configuration), ``out_dir/results.json`` and ``out_dir/config.json``; returns the results.
-    Every frame needs its mask (the instances of each frame are scored)."""
+    Every frame needs its mask (the instances of each frame are scored).
+    ranks: the sequences are shared between torchrun ranks (as in
+    :func:`colortrack.eval.davis.evaluate_davis`); rank 0 aggregates and returns, the others None."""
     for sequence in dataset.sequences:
         if not sequence.dense:
             problem = f"sequence '{sequence.name}' has {len(sequence)} frames but {len(sequence.mask_paths)} masks"
@@ -164,22 +169,36 @@ def evaluate_colorize(
     refiner = None
     if any(name.endswith(REFINE_SUFFIX) for name in methods):
         refiner = load_refiner(config.refiner or SHIPPED, device)
-    per_sequence = {}
-    for sequence in tqdm(dataset.sequences, desc="sequences", unit="seq", disable=not progress):
-        path = out_dir / "sequences" / f"{sequence.name}.json"
-        if path.exists():
-            per_sequence[sequence.name] = json.loads(path.read_text())
-            continue
-        scores = _evaluate_sequence(sequence, embedder, config, methods, device, refiner)
-        atomic_write_json(path, scores)
-        per_sequence[sequence.name] = scores
+
+    def scored(sequence: DavisSequence) -> None:
+        path = _scores_path(out_dir, sequence)
+        if not path.exists():
+            atomic_write_json(path, _evaluate_sequence(sequence, embedder, config, methods, device, refiner))
+
+    failures = run_shared(dataset.sequences, scored, lambda sequence: sequence.name, out_dir, ranks, progress, "sequence")
+    if ranks is not None and not ranks.primary:
+        return None
+    failed = {failure.name for failure in failures}
+    if len(failed) == len(dataset.sequences):
+        raise InputError(out_dir / FAILED_DIR, "every sequence failed (the records there say why)")
+    per_sequence = {
+        sequence.name: json.loads(_scores_path(out_dir, sequence).read_text())
+        for sequence in dataset.sequences
+        if sequence.name not in failed
+    }
     results = {
         "config": asdict(config),
         "methods": {name: _mean_over_sequences([s[name] for s in per_sequence.values()]) for name in methods},
         "sequences": per_sequence,
     }
+    if failures:
+        results["failed"] = [asdict(failure) for failure in failures]
     atomic_write_json(out_dir / "results.json", results)
     return results
+
+
+def _scores_path(out_dir: Path, sequence: DavisSequence) -> Path:
+    return out_dir / "sequences" / f"{sequence.name}.json"
 
 
 def _evaluate_sequence(
@@ -209,7 +228,7 @@ def _evaluate_sequence(
     for name in methods:
         start = time.perf_counter()
         if name in BASELINES:
-            predicted = _baseline(name, frames, gray, references, true_ab, grid, device)
+            predicted = baseline_ab(name, frames, gray, references, true_ab, grid, device)
             seconds = time.perf_counter() - start
         else:
             warped = name.removesuffix(REFINE_SUFFIX)
@@ -252,7 +271,7 @@ def _nearest_reference(t: int, references: list[int]) -> int:
     return min(references, key=lambda r: (abs(t - r), r))
 
 
-def _baseline(name, frames, gray, references, true_ab, grid, device) -> list[torch.Tensor]:
+def baseline_ab(name, frames, gray, references, true_ab, grid, device) -> list[torch.Tensor]:
     """Full-resolution (or, for ``cells``, per-cell) ab of every frame from a baseline."""
     num_frames = len(frames)
     if name == "cells":

@@ -12,6 +12,7 @@ from colortrack.eval.metrics.pck import PCK_ALPHAS
 from colortrack.io.jhmdb import JhmdbClip
 from colortrack.io.keypoints import JHMDB_JOINTS, jhmdb_keypoints, read_jhmdb_joints
 from colortrack.io.video import VideoReader
+from colortrack.scale.ranks import Ranks
 from colortrack.tasks.points import PointConfig, clamp_to_frame
 
 JHMDB = KeypointBenchmark(
@@ -36,19 +37,28 @@ def jhmdb_clip(clip: JhmdbClip) -> KeypointClip:
 
 
 def evaluate_jhmdb(
-    clips: list[JhmdbClip], propagator: Propagator, config: PointConfig, settings: dict, out_dir: Path, progress: bool = True
-) -> dict:
+    clips: list[JhmdbClip],
+    propagator: Propagator,
+    config: PointConfig,
+    settings: dict,
+    out_dir: Path,
+    progress: bool = True,
+    ranks: Ranks | None = None,
+) -> dict | None:
     """Writes ``out_dir/<clip>/keypoints.json``, ``results.json`` (PCK overall, per clip, per joint)
-    and ``contact_sheet.png``; finished clips of an identical earlier run are not tracked again."""
-    return evaluate_keypoints([jhmdb_clip(clip) for clip in clips], JHMDB, propagator, config, settings, out_dir, progress)
+    and ``contact_sheet.png``; finished clips of an identical earlier run are not tracked again.
+    ranks: share the clips between torchrun ranks (:func:`evaluate_keypoints`)."""
+    keypoint_clips = [jhmdb_clip(clip) for clip in clips]
+    return evaluate_keypoints(keypoint_clips, JHMDB, propagator, config, settings, out_dir, progress, ranks)
 
 
-def run_jhmdb_eval(clips: list[JhmdbClip], root, tracker, out_dir: Path, progress: bool = True) -> dict:
+def run_jhmdb_eval(clips: list[JhmdbClip], root, tracker, out_dir: Path, progress: bool = True, ranks: Ranks | None = None) -> dict | None:
     """``colortrack eval jhmdb``: :func:`evaluate_jhmdb` with a :class:`colortrack.Tracker`'s
-    method, preset and settings recorded as the folder's configuration."""
+    method, preset and settings recorded as the folder's configuration (None on a torchrun rank
+    other than the first)."""
     settings = {
         "method": tracker.method,
         "preset": tracker.preset,
         "config": {"root": str(root), "track": tracker.config.to_dict(), "points": tracker.points.to_dict()},
     }
-    return evaluate_jhmdb(clips, tracker.propagator, tracker.points, settings, Path(out_dir), progress)
+    return evaluate_jhmdb(clips, tracker.propagator, tracker.points, settings, Path(out_dir), progress, ranks)

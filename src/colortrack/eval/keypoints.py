@@ -21,14 +21,16 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from colortrack.core.tracker import Propagator
+from colortrack.errors import InputError
 from colortrack.eval.metrics.pck import PCKCounts, format_pck_table, pck_counts
 from colortrack.io.atomic import atomic_write, atomic_write_json
 from colortrack.io.keypoints import read_track_json, write_track_json
 from colortrack.io.runs import RunFolder
 from colortrack.io.video import read_image
+from colortrack.scale.ranks import Ranks
+from colortrack.scale.share import FAILED_DIR, run_shared
 from colortrack.tasks.points import Keypoints, PointConfig, collect, iter_points
 
 SHEET_FRAMES = 6  # scored frames per clip on the contact sheet
@@ -88,12 +90,25 @@ def evaluate_keypoints(
     settings: dict,
     out_dir: Path,
     progress: bool = True,
-) -> dict:
-    """Track, score and write every clip (see the module doc); returns the results dict."""
+    ranks: Ranks | None = None,
+) -> dict | None:
+    """Track, score and write every clip (see the module doc); returns the results dict.
+    ranks: the clips are shared between the ranks of a torchrun job (as in
+    :func:`colortrack.eval.davis.evaluate_davis`); rank 0 scores and returns, the others None."""
     RunFolder.open(out_dir, settings).claim()
+    failures = run_shared(
+        clips, lambda clip: _load_finished(out_dir, clip) or _track_clip(clip, propagator, config, out_dir),
+        lambda clip: clip.name, out_dir, ranks, progress, unit="clip",
+    )
+    if ranks is not None and not ranks.primary:
+        return None
+    failed = {failure.name for failure in failures}
+    if len(failed) == len(clips):
+        raise InputError(out_dir / FAILED_DIR, "every clip failed (the records there say why)")
+    clips = [clip for clip in clips if clip.name not in failed]
     rows, total = [], _zero_counts(benchmark)
-    for clip in tqdm(clips, desc="clips", unit="clip", disable=not progress):
-        run = _load_finished(out_dir, clip) or _track_clip(clip, propagator, config, out_dir)
+    for clip in clips:
+        run = _load_finished(out_dir, clip)
         _, pred, _, reported = read_track_json(out_dir / clip.name / "keypoints.json")
         counts = _to_benchmark_joints(pck_counts(pred, clip.gt, benchmark.alphas, size=clip.size), clip, benchmark)
         total = total + counts
@@ -105,6 +120,8 @@ def evaluate_keypoints(
     results["seconds_per_frame"] = sum(row["seconds"] for row in rows) / max(sum(row["frames"] for row in rows), 1)
     results["protocol"] = benchmark.protocol
     results.update(settings)
+    if failures:
+        results["failed"] = [asdict(failure) for failure in failures]
     atomic_write_json(out_dir / "results.json", results)
     write_contact_sheet(out_dir / "contact_sheet.png", clips, out_dir)
     return results

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from queue import Queue
 from threading import Thread
+from typing import TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 
 def prefetched(frames: Iterable[np.ndarray], depth: int = 2) -> Iterator[np.ndarray]:
@@ -43,6 +47,22 @@ def remember_all(frames: Iterable[np.ndarray], pending: deque[np.ndarray]) -> It
     for frame in frames:
         pending.append(frame)
         yield frame
+
+
+def write_behind(items: Iterable[T], write: Callable[[T], None]) -> int:
+    """Calls ``write(item)`` for every item in a side thread while the next item is computed,
+    one item in flight (memory stays flat; a write error surfaces at the next item). Returns
+    the number of items."""
+    count, job = 0, None
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        for item in items:
+            if job is not None:
+                job.result()
+            job = writer.submit(write, item)
+            count += 1
+        if job is not None:
+            job.result()
+    return count
 
 
 class NoWriter:

@@ -12,10 +12,10 @@ from colortrack.models.baselines import FarnebackPropagator, FlowPropagator, Ide
 from colortrack.models.embedders.color import LabPatchEmbedder
 from colortrack.defaults import DEFAULT_METHOD, PACKAGED_MODELS, SHIPPED_MODEL, default_preset
 from colortrack.defaults import TRACK_METHODS as BUILTIN_METHODS
+from colortrack.defaults import TRACK_OPTIONS
 from colortrack.errors import InputError
 from colortrack.core.tracker import PRESETS, LabelTracker, Propagator, TrackConfig
 
-TRACK_OVERRIDES = ("temperature", "topk", "radius", "recent", "first_frame", "short_side", "precision")
 TRAINING_FREE_METHODS = BUILTIN_METHODS[1:]
 
 
@@ -83,10 +83,11 @@ def resolve_preset(name: str | None, method: str = DEFAULT_METHOD) -> TrackConfi
 def track_config(preset: str | None = None, method: str = DEFAULT_METHOD, **overrides) -> TrackConfig:
     """The preset (default: the method's own) with ``overrides`` applied; an override that is
     None is not given. temperature, topk (0: all), radius (0: global), recent, first_frame
-    ("keep" or "drop"), short_side (0: native), precision: the command line's options."""
-    unknown = sorted(set(overrides) - set(TRACK_OVERRIDES))
+    ("keep" or "drop"), short_side (0: native), precision, flip ("on"/"off" or a bool),
+    extra_short_sides: the command line's options."""
+    unknown = sorted(set(overrides) - set(TRACK_OPTIONS))
     if unknown:
-        raise InputError(unknown[0], f"unknown tracking setting: choose {', '.join(TRACK_OVERRIDES)}")
+        raise InputError(unknown[0], f"unknown tracking setting: choose {', '.join(TRACK_OPTIONS)}")
     given = {name: value for name, value in overrides.items() if value is not None}
     config = resolve_preset(preset, method)
     affinity = {name: given[name] for name in ("temperature",) if name in given}
@@ -96,9 +97,20 @@ def track_config(preset: str | None = None, method: str = DEFAULT_METHOD, **over
         if given["first_frame"] not in ("keep", "drop"):
             raise InputError("first_frame", f"must be 'keep' or 'drop', not {given['first_frame']!r}")
         memory["keep_first"] = given["first_frame"] == "keep"
-    return TrackConfig(
+    return replace(
+        config,
         affinity=replace(config.affinity, **affinity),
         memory=replace(config.memory, **memory),
         short_side=given["short_side"] or None if "short_side" in given else config.short_side,
         precision=given.get("precision", config.precision),
+        flip=_switch("flip", given["flip"]) if "flip" in given else config.flip,
+        extra_short_sides=tuple(given.get("extra_short_sides", config.extra_short_sides)),
     )
+
+
+def _switch(name: str, value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value not in ("on", "off"):
+        raise InputError(name, f"must be 'on' or 'off', not {value!r}")
+    return value == "on"

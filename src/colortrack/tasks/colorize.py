@@ -32,6 +32,7 @@ reference pixel of its instance among its candidates keeps them all).
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -825,6 +826,13 @@ class ColorizeOutput:
     num_frames: int
 
 
+def _saved_settings(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def colorize_video(
     video_path: str | os.PathLike,
     refs: Sequence[str],
@@ -837,8 +845,10 @@ def colorize_video(
 ) -> ColorizeOutput:
     """Writes ``out_path`` (H.264), ``out_path`` with suffix ``.json`` (``settings`` with the
     inputs) and, when asked, ``frames_dir/%05d.png``. refs: ``IMAGE[@FRAME]`` strings;
-    instances: ``MASK[@FRAME]``."""
+    instances: ``MASK[@FRAME]``. Without ``frames_dir``, a video already written by identical
+    settings (its ``.json`` is written last) is kept, not colourized again."""
     from colortrack.io.atomic import atomic_write_json, make_dirs
+    from colortrack.io.streams import write_behind
     from colortrack.io.video import VideoReader, VideoWriter, write_frames_png
 
     out_path = Path(out_path)
@@ -856,15 +866,18 @@ def colorize_video(
         **settings,
     }
     config_path = out_path.with_suffix(".json")
+    if frames_dir is None and out_path.is_file() and _saved_settings(config_path) == json.loads(json.dumps(settings)):
+        return ColorizeOutput(out_path, config_path, None, info.num_frames)
     frames_folder = Path(frames_dir) if frames_dir is not None else None
     if frames_folder is not None:
         make_dirs(frames_folder)  # a file in the way fails now, not after the first frame
-    count = 0
+    def write(item: tuple[int, np.ndarray]) -> None:
+        index, frame = item
+        writer.write(frame)
+        if frames_folder is not None:
+            write_frames_png(frames_folder, [frame], start_index=index)
+
     with VideoWriter(out_path, info.fps, speed="veryfast") as writer:
-        for index, frame in enumerate(colorizer.colorize(reader, references, instance, progress)):
-            writer.write(frame)
-            if frames_folder is not None:
-                write_frames_png(frames_folder, [frame], start_index=index)
-            count += 1
+        count = write_behind(enumerate(colorizer.colorize(reader, references, instance, progress)), write)
     atomic_write_json(config_path, settings)
     return ColorizeOutput(out_path, config_path, frames_folder, count)

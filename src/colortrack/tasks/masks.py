@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from pathlib import Path
@@ -21,7 +20,7 @@ from colortrack.io.atomic import make_dirs
 from colortrack.io.masks import LabelMap, read_mask, write_mask
 from colortrack.io.overlay import overlay_masks
 from colortrack.io.runs import RunFolder, input_fingerprint
-from colortrack.io.streams import NoWriter, prefetched, remember_all
+from colortrack.io.streams import NoWriter, prefetched, remember_all, write_behind
 from colortrack.io.video import VideoReader, VideoWriter
 from colortrack.tasks.keyframes import OnehotLabels, check_keyframes, propagate_keyframe_masks, propagate_keyframes
 
@@ -133,14 +132,8 @@ def track_video(
     )
     bar = tqdm(results, total=num_frames, desc="tracking", unit="frame", disable=not progress)
     writer_cm = VideoWriter(overlay_path, reader.info.fps, speed="veryfast") if overlay_path else NoWriter()
-    with writer_cm as writer, ThreadPoolExecutor(max_workers=1) as io:
-        job = None
-        for index, (frame, mask) in enumerate(bar):
-            if job is not None:
-                job.result()  # one frame in flight: memory stays flat, errors surface at once
-            job = io.submit(_write_frame_outputs, mask_paths[index], mask, frame, writer)
-        if job is not None:
-            job.result()
+    with writer_cm as writer:
+        write_behind(enumerate(bar), lambda item: _write_frame_outputs(mask_paths[item[0]], *item[1], writer))
     return TrackOutput(masks_dir, overlay_path, reader.info.num_frames)
 
 
@@ -197,7 +190,7 @@ def _read_keyframe(path: Path, index: int, reader: VideoReader) -> np.ndarray:
     return mask
 
 
-def _write_frame_outputs(mask_path: Path, mask: np.ndarray, frame: np.ndarray, writer) -> None:
+def _write_frame_outputs(mask_path: Path, frame: np.ndarray, mask: np.ndarray, writer) -> None:
     write_mask(mask_path, mask)
     writer.write(overlay_masks(frame, mask))
 

@@ -17,9 +17,10 @@ import math
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -38,6 +39,9 @@ from colortrack.train.quantize import quantize
 
 MANIFEST = "manifest.json"
 CACHE_VERSION = 2
+# A video's ``file`` -> its frames, sliceable like a (T, H, W, 3) uint8 array: the memory-mapped
+# cache (``_open``) or a chunk of a sharded corpus (:class:`colortrack.train.shards.ShardReader`).
+FramesOf = Callable[[str], Any]
 
 
 @dataclass(frozen=True)
@@ -184,7 +188,7 @@ def _cache_entry(source: Path, cache_dir: Path, key: str, short_side: int, fps: 
     path = cache_dir / name
     if not path.is_file():
         try:
-            frames = _decode(source, short_side, fps)
+            frames = decode_video(source, short_side, fps)
         except InputError as err:
             return {"source": str(source), "problem": err.problem}
         with atomic_write(path) as tmp:
@@ -193,7 +197,7 @@ def _cache_entry(source: Path, cache_dir: Path, key: str, short_side: int, fps: 
     return {"source": str(source), "file": name, "shape": list(np.load(path, mmap_mode="r").shape)}
 
 
-def _decode(source: Path, short_side: int, fps: float) -> np.ndarray:
+def decode_video(source: Path, short_side: int, fps: float) -> np.ndarray:
     """(T, H, W, 3) uint8: the frames kept at ``fps``, short side resized to ``short_side``."""
     reader = VideoReader(source)
     source_fps = reader.info.fps
@@ -223,9 +227,13 @@ def _too_short(entry: dict, min_frames: int) -> str | None:
 
 
 # ----------------------------------------------------------------------------------- colours
-def sample_ab(videos: Sequence[CachedVideo], count: int, stride: int, seed: int, max_frames: int = 64) -> np.ndarray:
+def sample_ab(
+    videos: Sequence[CachedVideo], count: int, stride: int, seed: int, max_frames: int = 64, frames_of: FramesOf | None = None
+) -> np.ndarray:
     """(count, 2) float32 ab colours of random feature cells (``stride`` x ``stride`` averages,
-    as the training targets are), drawn from up to ``max_frames`` random cached frames."""
+    as the training targets are), drawn from up to ``max_frames`` random cached frames
+    (``frames_of(video.file)``: the memory-mapped cache by default)."""
+    frames_of = frames_of or _open
     rng = np.random.default_rng([seed, 0x5EED])
     clips = np.array([v.num_frames for v in videos])
     picks = rng.choice(int(clips.sum()), size=min(max_frames, int(clips.sum())), replace=False)
@@ -233,7 +241,7 @@ def sample_ab(videos: Sequence[CachedVideo], count: int, stride: int, seed: int,
     cells = []
     for pick in np.sort(picks):
         video = int(np.searchsorted(offsets, pick, side="right") - 1)
-        frame = _open(videos[video].file)[pick - offsets[video]]
+        frame = frames_of(videos[video].file)[pick - offsets[video]]
         cells.append(_pooled_ab(frame, stride))
     samples = np.concatenate(cells)
     chosen = rng.choice(len(samples), size=min(count, len(samples)), replace=False)
@@ -250,6 +258,7 @@ def _pooled_ab(frame: np.ndarray, stride: int) -> np.ndarray:
 # ----------------------------------------------------------------------------------- clips
 class ClipDataset(Dataset):
     """Item ``index`` -> one random clip, a pure function of (seed, index). Unbounded length.
+    ``frames_of``: where a video's frames come from (the frame cache by default).
 
     Returns a dict:
       input: (T, Cin, S, S) float32 in [-1, 1] (S = crop_size);
@@ -257,7 +266,9 @@ class ClipDataset(Dataset):
       ab: (T, 2, S / stride, S / stride) float32, the cell-averaged ab in Lab units.
     """
 
-    def __init__(self, videos: Sequence[CachedVideo], centers: Tensor, config: ClipConfig, seed: int):
+    def __init__(
+        self, videos: Sequence[CachedVideo], centers: Tensor, config: ClipConfig, seed: int, frames_of: FramesOf | None = None
+    ):
         if config.clip_frames < 2:
             raise ValueError(f"a clip needs a reference and a target frame, got clip_frames={config.clip_frames}")
         if config.crop_size % config.stride:
@@ -270,6 +281,7 @@ class ClipDataset(Dataset):
         self.centers = centers.float().cpu()
         self.config = config
         self.seed = seed
+        self.frames_of = frames_of or _open
 
     def __len__(self) -> int:
         return 2**62
@@ -290,7 +302,7 @@ class ClipDataset(Dataset):
         clip = int(rng.integers(self.offsets[-1]))
         video = int(np.searchsorted(self.offsets, clip, side="right") - 1)
         start = clip - int(self.offsets[video])
-        frames = _open(self.files[video])
+        frames = self.frames_of(self.files[video])
         count = self.config.clip_frames
         if self.config.max_gap <= 1:
             return frames[start : start + count]

@@ -29,6 +29,7 @@ from colortrack.tasks.colorize import ColorizeConfig, Colorizer, embedder_temper
 from colortrack.errors import InputError
 from colortrack.io.atomic import atomic_write_json, make_dirs
 from colortrack.models.refiner import FORMAT, Refiner, RefinerConfig
+from colortrack.scale.ranks import joined
 from colortrack.train import checkpoint as ckpt
 from colortrack.train.data import StepBatchSampler, find_videos, prepare_cache
 from colortrack.train.refine_data import UNROLL, RefineDataset, WarpSegment, prepare_warps
@@ -36,8 +37,6 @@ from colortrack.train.trainer import (
     PRECISIONS,
     RESUMABLE,
     _append_log,
-    _barrier,
-    _distributed,
     _trim_log,
     _Window,
     _worker_init,
@@ -122,7 +121,7 @@ def load_refine_run_config(run_dir: str | os.PathLike) -> RefineTrainConfig:
 def train_refiner(config: RefineTrainConfig, resume: bool = False) -> tuple[Path, int, float]:
     """Warp the data (once), then train up to ``config.steps``. Returns (checkpoint, step, loss)."""
     config = config.checked()
-    with _distributed(config.device) as env:
+    with joined(config.device) as env:
         run_dir = Path(config.out)
         latest = ckpt.latest_checkpoint(run_dir)
         if latest is not None and not resume:
@@ -159,7 +158,7 @@ def _warped_segments(config: RefineTrainConfig, run_dir: Path, env) -> list[Warp
                              progress=config.progress and primary)
 
     segments = warp(True) if env.primary else None
-    _barrier(env)
+    env.barrier()
     return segments if segments is not None else warp(False)
 
 
@@ -242,13 +241,13 @@ def refine_step(
 
 
 def _checkpoint(config, env, model: Refiner, optimizer, step: int, elapsed: float) -> None:
-    _barrier(env)
+    env.barrier()
     if env.primary:
         meta = {"format": FORMAT, "train_config": config.to_dict(), "refiner_config": config.refiner.to_dict(),
                 "elapsed": elapsed}
         ckpt.save_checkpoint(config.out, step, model, meta, {"optimizer": optimizer.state_dict()},
                              keep=config.keep_checkpoints)
-    _barrier(env)
+    env.barrier()
 
 
 def _restore(latest: Path, model: Refiner, optimizer) -> tuple[int, float]:

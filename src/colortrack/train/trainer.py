@@ -13,8 +13,8 @@ import csv
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -31,12 +31,13 @@ from colortrack.errors import InputError
 from colortrack.io.atomic import atomic_write_json, atomic_write_text, make_dirs
 from colortrack.models.network import INPUT_MODES, MODEL_PRESETS, ColorizationNet, ModelConfig
 from colortrack.core.precision import PRECISIONS, autocast_dtype
-from colortrack.core.tracker import pick_device
+from colortrack.scale.ranks import Ranks, joined
 from colortrack.train import checkpoint as ckpt
 from colortrack.train.data import (
     CachedVideo,
     ClipConfig,
     ClipDataset,
+    FramesOf,
     StepBatchSampler,
     find_videos,
     prepare_cache,
@@ -44,6 +45,7 @@ from colortrack.train.data import (
 )
 from colortrack.train.loss import IMAGE_OBJECTIVE, OBJECTIVES, ImageColorizer, objective_loss
 from colortrack.train.quantize import fit_color_centers
+from colortrack.train.shards import ShardReader
 
 LOG_FIELDS = ("step", "loss", "lr", "clips_per_s", "elapsed")
 # Crop size used when the config leaves it unset: the paper's 256 for ResNet-18, CPU-sized otherwise.
@@ -74,6 +76,8 @@ class TrainConfig:
     (smooth-L1 on the copied ab, :func:`colortrack.train.loss.regression_loss`) or "image" (the
     single-image colorization baseline: every frame's colours from that frame alone, through a
     classifier head that is trained with the network and left out of its checkpoint weights).
+    shards: a sharded corpus (folder or fsspec URL, :mod:`colortrack.train.shards`) read instead
+    of decoding ``data`` into the frame cache; its own short side and frame rate apply.
     """
 
     data: list[str] = field(default_factory=list)
@@ -107,6 +111,7 @@ class TrainConfig:
     max_gap: int = 1
     input_jitter: float = 0.0
     objective: str = "ce"
+    shards: str | None = None
 
     def resolved(self) -> TrainConfig:
         """A copy with the model and crop size filled in from the preset, checked."""
@@ -156,21 +161,6 @@ class TrainResult:
     loss: float
 
 
-@dataclass(frozen=True)
-class _Distributed:
-    rank: int
-    world_size: int
-    device: torch.device
-
-    @property
-    def primary(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-
 def lr_at(schedule: list[tuple[int, float]], step: int) -> float:
     """The learning rate of the last schedule entry whose step is <= ``step``."""
     return [lr for start, lr in schedule if start <= step][-1]
@@ -192,16 +182,16 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     checkpoint; ``config`` should be the run's saved one, with only RESUMABLE fields changed.
     """
     config = config.resolved()
-    with _distributed(config.device) as env:
+    with joined(config.device) as env:
         return _train(config, resume, env)
 
 
-def _train(config: TrainConfig, resume: bool, env: _Distributed) -> TrainResult:
+def _train(config: TrainConfig, resume: bool, env: Ranks) -> TrainResult:
     run_dir = Path(config.out)
     latest = ckpt.latest_checkpoint(run_dir)
     if latest is not None and not resume:
         raise InputError(run_dir, "already holds a training run; pass --resume to continue it or pick another --out")
-    videos = _cached_videos(config, run_dir, env)
+    videos, frames_of = _training_videos(config, run_dir, env)
     torch.manual_seed(config.seed)
     model = ColorizationNet(config.model).to(env.device)
     trainee = _trainee(config, model).to(env.device)
@@ -214,12 +204,12 @@ def _train(config: TrainConfig, resume: bool, env: _Distributed) -> TrainResult:
     else:
         if config.init:
             ckpt.warm_start(model, config.init)
-        centers = _fit_centers(config, videos, env)
+        centers = _fit_centers(config, videos, env, frames_of)
     if env.primary:
         make_dirs(run_dir)
         atomic_write_json(run_dir / "config.json", config.to_dict())
         _trim_log(run_dir / "log.csv", start)
-    dataset = ClipDataset(videos, centers, _clip_config(config), config.seed)
+    dataset = ClipDataset(videos, centers, _clip_config(config), config.seed, frames_of)
     return _loop(config, env, trainee, optimizer, scaler, dataset, centers, start, elapsed)
 
 
@@ -236,7 +226,7 @@ def _embedder(trainee: nn.Module) -> ColorizationNet:
 
 def _loop(
     config: TrainConfig,
-    env: _Distributed,
+    env: Ranks,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
@@ -312,7 +302,7 @@ class _Window:
     def add(self, loss: Tensor) -> None:
         self.losses.append(loss)
 
-    def flush(self, clips_per_step: int, env: _Distributed) -> tuple[float, float, float]:
+    def flush(self, clips_per_step: int, env: Ranks) -> tuple[float, float, float]:
         mean = torch.stack(self.losses).mean()
         if env.enabled:
             dist.all_reduce(mean)
@@ -326,7 +316,7 @@ class _Window:
 
 def _checkpoint(
     config: TrainConfig,
-    env: _Distributed,
+    env: Ranks,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
@@ -334,7 +324,7 @@ def _checkpoint(
     step: int,
     elapsed: float,
 ) -> None:
-    _barrier(env)
+    env.barrier()
     if env.primary:
         meta = {
             "train_config": config.to_dict(),
@@ -346,7 +336,7 @@ def _checkpoint(
         if isinstance(model, ImageColorizer):
             state["head"] = model.head.state_dict()
         ckpt.save_checkpoint(config.out, step, _embedder(model), meta, state, keep=config.keep_checkpoints)
-    _barrier(env)
+    env.barrier()
 
 
 def _restore(
@@ -365,7 +355,17 @@ def _restore(
     return ckpt.load_color_centers(latest), int(meta["step"]), float(meta.get("elapsed", 0.0))
 
 
-def _cached_videos(config: TrainConfig, run_dir: Path, env: _Distributed) -> list[CachedVideo]:
+def _training_videos(config: TrainConfig, run_dir: Path, env: Ranks) -> tuple[list[CachedVideo], FramesOf | None]:
+    """The videos clips are drawn from, and where their frames come from (None: the frame cache)."""
+    if config.shards is None:
+        return _cached_videos(config, run_dir, env), None
+    if config.data:
+        raise InputError("--shards", "reads a prepared corpus: give --data to colortrack shards, not to train")
+    reader = ShardReader(config.shards)
+    return reader.videos(config.clip_frames), reader
+
+
+def _cached_videos(config: TrainConfig, run_dir: Path, env: Ranks) -> list[CachedVideo]:
     """Decode the data into the cache on rank 0 first; the other ranks then find it cached."""
     if not config.data:
         raise InputError("--data", "no data folder given")
@@ -375,15 +375,15 @@ def _cached_videos(config: TrainConfig, run_dir: Path, env: _Distributed) -> lis
         raise InputError(", ".join(config.data), "no video files or frame folders found")
     args = (sources, cache_dir, config.cache_short_side, config.fps, config.clip_frames)
     videos = prepare_cache(*args, progress=config.progress) if env.primary else None
-    _barrier(env)
+    env.barrier()
     return videos if videos is not None else prepare_cache(*args, primary=False)
 
 
-def _fit_centers(config: TrainConfig, videos: list[CachedVideo], env: _Distributed) -> Tensor:
+def _fit_centers(config: TrainConfig, videos: list[CachedVideo], env: Ranks, frames_of: FramesOf | None) -> Tensor:
     """(num_colors, 2) k-means centres of cell-averaged ab, computed on rank 0 and shared."""
     centers = torch.zeros(config.num_colors, 2)
     if env.primary:
-        samples = sample_ab(videos, config.kmeans_samples, config.model.stride, config.seed)
+        samples = sample_ab(videos, config.kmeans_samples, config.model.stride, config.seed, frames_of=frames_of)
         centers = fit_color_centers(samples, config.num_colors, config.seed)
     if env.enabled:
         shared = centers.to(env.device)
@@ -406,7 +406,7 @@ def _clip_config(config: TrainConfig) -> ClipConfig:
     )
 
 
-def _loader(dataset: ClipDataset, config: TrainConfig, env: _Distributed, start: int) -> DataLoader:
+def _loader(dataset: ClipDataset, config: TrainConfig, env: Ranks, start: int) -> DataLoader:
     sampler = StepBatchSampler(start, config.steps, config.batch_size, env.rank, env.world_size)
     return DataLoader(
         dataset,
@@ -453,29 +453,6 @@ def _logged_step(row: list[str]) -> int | None:
         return int(row[0])
     except ValueError:
         return None
-
-
-def _barrier(env: _Distributed) -> None:
-    if env.enabled:
-        dist.barrier()
-
-
-@contextmanager
-def _distributed(device_name: str) -> Iterator[_Distributed]:
-    """Join the process group when launched by torchrun (gloo on CPU, nccl on CUDA)."""
-    device = pick_device(device_name)
-    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ or dist.is_initialized():
-        yield _Distributed(0, 1, device)
-        return
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    if device.type == "cuda":
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    try:
-        yield _Distributed(dist.get_rank(), dist.get_world_size(), device)
-    finally:
-        dist.destroy_process_group()
 
 
 __all__ = [
