@@ -60,7 +60,9 @@ class TaskResult:
     note: str = ""
 
     def summary(self) -> str:
-        """One line: each method's headline metric."""
+        """One line: each method's headline metric (the title alone for a task without scores)."""
+        if not self.metrics:
+            return self.title
         key = self.metrics[0]
         return f"{self.title}: " + ", ".join(f"{name} {value[key]:.1f}" for name, value in self.scores.items()) + f" ({key})"
 

@@ -115,7 +115,9 @@ def labelled_tile(image: np.ndarray, caption: str, width: int = SHEET_TILE_WIDTH
 
     h, w = image.shape[:2]
     tile = cv2.resize(image, (width, max(1, int(round(h * width / w)))), interpolation=cv2.INTER_AREA)
-    cv2.putText(tile, caption, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
+    (text_width, text_height), baseline = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
+    band = tile[: 14 + baseline + 2, : text_width + 8]
+    band[:] = band // 3  # a dark band keeps the white caption readable on any image
     cv2.putText(tile, caption, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
     return tile
 
