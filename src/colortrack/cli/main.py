@@ -28,6 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "embed": ("colortrack.cli.embed:add_embed_parser", "video of the embeddings (PCA to RGB) beside the frames"),
     "report": ("colortrack.cli.report:add_report_parser", "self-contained HTML report comparing DAVIS evaluation folders"),
+    "reproduce": (
+        "colortrack.cli.reproduce:add_reproduce_parser",
+        "reproduce a paper's tables and figures (vondrick, akimoto), ours beside the published numbers",
+    ),
     "app": ("colortrack.cli.app:add_app_parser", "annotate a video in the browser (masks, propagation, export; colorize)"),
 }
 

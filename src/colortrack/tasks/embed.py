@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from colortrack.errors import InputError
-from colortrack.models.registry import SHIPPED_MODEL, load_model
+from colortrack.models.registry import SHIPPED_MODEL, is_packaged, load_model
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,8 @@ def make_embedder(spec: str, device: torch.device):
         from colortrack.models.embedders.gray import LuminancePatchEmbedder
 
         return LuminancePatchEmbedder()
-    if spec != SHIPPED_MODEL and not Path(spec).exists():
-        raise InputError("--method", f"unknown method '{spec}': choose model, color, gray or a checkpoint path")
+    if not is_packaged(spec) and not Path(spec).exists():
+        raise InputError("--method", f"unknown method '{spec}': choose model, image-colorization, color, gray or a checkpoint path")
     return load_model(spec, device)
 
 
