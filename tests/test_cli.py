@@ -155,14 +155,6 @@ def test_bad_input_fails_with_one_clear_line(clip, tmp_path, make_args, expected
     assert "Traceback" not in result.stderr
 
 
-def test_demo_runs_end_to_end(tmp_path):
-    result = run_cli("demo", "--out", tmp_path, "--quiet")
-    assert result.returncode == 0, result.stderr
-    assert "Overall" in result.stdout and "PSNR" in result.stdout
-    assert (tmp_path / "tracked" / "overlay.mp4").is_file()
-    assert VideoReader(tmp_path / "colorized.mp4").info.num_frames == 40
-
-
 def test_command_line_overrides_the_preset():
     from colortrack.cli.main import build_parser
     from colortrack.cli.options import track_config

@@ -515,6 +515,21 @@ def jhmdb_root(tmp_path_factory):
     return root
 
 
+def test_eval_jhmdb_with_two_workers_equals_one_process(jhmdb_root, tmp_path):
+    """The clips shared between two torchrun ranks: the same results.json apart from timing."""
+    results = []
+    for out, extra in ((tmp_path / "one", []), (tmp_path / "two", ["--workers", "2"])):
+        argv = ["eval", "jhmdb", "--root", str(jhmdb_root), "--method", "color", "--out", str(out), "--quiet"]
+        assert main([*argv, *extra]) == 0
+        results.append(json.loads((out / "results.json").read_text()))
+    for rows in results:
+        for row in rows["clips"]:
+            row.pop("seconds")
+        rows.pop("seconds_per_frame")
+    assert results[1] == results[0]
+    assert [row["clip"] for row in results[1]["clips"]] == ["clip_a", "clip_b"]
+
+
 def test_eval_jhmdb_writes_keypoints_and_results(jhmdb_root, tmp_path, capsys):
     assert main(["eval", "jhmdb", "--root", str(jhmdb_root), "--method", "identity", "--out", str(tmp_path), "--quiet"]) == 0
     results = json.loads((tmp_path / "results.json").read_text())

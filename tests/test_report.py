@@ -13,8 +13,7 @@ from PIL import Image
 
 from colortrack.cli.main import main
 from colortrack.tasks.embed import PCAProjection, side_by_side
-from colortrack.io.masks import write_mask
-from colortrack.io.video import VideoReader, write_frames_png, write_video
+from colortrack.io.video import VideoReader, write_video
 from colortrack.eval.report import failure_table, odds_ratio, time_profile
 from colortrack.demo.synthetic import make_video
 
@@ -108,21 +107,6 @@ def test_embed_writes_frames_and_embeddings_side_by_side(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the report
-
-
-@pytest.fixture(scope="module")
-def davis_root(tmp_path_factory):
-    """A generated DAVIS-layout dataset with attributes: alpha (one object), beta (two)."""
-    root = tmp_path_factory.mktemp("davis")
-    for name, objects, seed in (("alpha", 1, 1), ("beta", 2, 2)):
-        video = make_video(num_frames=8, height=48, width=64, num_objects=objects, seed=seed)
-        write_frames_png(root / "JPEGImages" / "480p" / name, video.frames)
-        for index, mask in enumerate(video.masks):
-            write_mask(root / "Annotations" / "480p" / name / f"{index:05d}.png", mask)
-    (root / "db_info.yml").write_text(
-        "sequences:\n- {name: alpha, attributes: [FM, OCC]}\n- {name: beta, attributes: [FM]}\n"
-    )
-    return root
 
 
 @pytest.fixture(scope="module")

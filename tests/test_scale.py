@@ -204,7 +204,7 @@ def test_lossless_whole_video_shards_draw_the_clips_of_the_cache(corpus: Path, t
     cached = prepare_cache(sources, tmp_path / "cache", short_side=48, fps=12, min_frames=4)
     config = ShardConfig(short_side=48, fps=12, chunk_frames=1000, videos_per_shard=1, image_format="png")
     prepare_shards(sources, tmp_path / "shards", config, workers=2, progress=False)
-    reader = ShardReader(str(tmp_path / "shards"))
+    reader = ShardReader((tmp_path / "shards").as_uri())  # a URL, as for shards on a server
     chunks = reader.videos(min_frames=4)
     assert [(v.source, v.num_frames, v.height, v.width) for v in chunks] == [
         (v.source, v.num_frames, v.height, v.width) for v in cached
@@ -299,3 +299,25 @@ def test_two_ranks_from_shards_equal_one_process_accumulating_their_batches(corp
     ckpt.load_weights(trained, latest)
     for (name, expected), (_, got) in zip(model.named_parameters(), trained.named_parameters()):
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_a_run_from_shards_resumes_exactly_from_the_command_line(corpus: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from colortrack.train import checkpoint as ckpt
+
+    shards = tmp_path / "shards"
+    assert main(["shards", "--data", str(corpus), "--out", str(shards), "--short-side", "48", "--fps", "12",
+                 "--chunk-frames", "8", "--quiet"]) == 0
+    common = ["train", "--shards", str(shards), "--crop-size", "32", "--batch-size", "2", "--log-every", "1",
+              "--checkpoint-every", "2", "--kmeans-samples", "500", "--device", "cpu", "--workers", "1", "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "whole"), "--steps", "4"]) == 0
+    assert main([*common, "--out", str(tmp_path / "split"), "--steps", "2"]) == 0
+    assert main(["train", "--out", str(tmp_path / "split"), "--resume", "--steps", "4", "--quiet"]) == 0
+    expected = load_file(str(tmp_path / "whole" / "checkpoints" / "step_000004" / ckpt.WEIGHTS))
+    actual = load_file(str(tmp_path / "split" / "checkpoints" / "step_000004" / ckpt.WEIGHTS))
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=1e-6, msg=name)
+    both = [*common, "--data", str(corpus), "--out", str(tmp_path / "both"), "--steps", "1"]
+    assert main(both) == 2

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from colortrack.core.affinity import AffinityConfig
-from colortrack.models.baselines import FlowPropagator, IdentityPropagator
+from colortrack.models.baselines import FarnebackPropagator, FlowPropagator, IdentityPropagator
 from colortrack.models.embedders.color import LabPatchEmbedder
 from colortrack.io.masks import LabelMap
 from colortrack.core.memory import MemoryConfig
@@ -63,9 +63,10 @@ def test_default_preset_tracks_synthetic_objects_better_than_identity():
     assert score > baseline
 
 
-def test_flow_follows_a_translated_texture():
+@pytest.mark.parametrize("propagator", [FlowPropagator(), FarnebackPropagator()], ids=["dis", "farneback"])
+def test_flow_follows_a_translated_texture(propagator):
     video = translated_texture(num_frames=5, height=96, width=128, shift=(0, 4), seed=2, block=4)
-    predicted = list(propagate_mask(FlowPropagator(), video.frames, video.masks[0]))
+    predicted = list(propagate_mask(propagator, video.frames, video.masks[0]))
     for mask, truth in zip(predicted[1:], video.masks[1:]):
         assert iou(mask == 1, truth == 1) > 0.9
 

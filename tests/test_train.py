@@ -31,7 +31,7 @@ from colortrack.train.data import (
     prepare_cache,
     subsample_indices,
 )
-from colortrack.train.loss import colorization_loss, objective_loss, regression_loss
+from colortrack.train.loss import ImageColorizer, colorization_loss, image_colorization_loss, objective_loss, regression_loss
 from colortrack.train.quantize import fit_color_centers, quantize
 from colortrack.train.trainer import TrainConfig, lr_at, train
 
@@ -227,6 +227,42 @@ def test_gray_checkpoint_warm_starts_an_identical_lab_model(data_dir: Path, tmp_
         ckpt.warm_start(ColorizationNet(dataclasses.replace(TINY, embed_dim=8)), gray.checkpoint)
     run = train(tiny_config(data_dir, tmp_path / "lab", steps=2, input_mode="lab", init=str(gray.checkpoint)))
     assert ckpt.load_embedder(run.checkpoint).config.input_mode == "lab"
+
+
+def test_image_colorization_loss_equals_a_hand_computed_value() -> None:
+    logits = torch.tensor([0.0, math.log(3.0)]).view(1, 1, 2, 1, 1).repeat(1, 2, 1, 1, 1)
+    ids = torch.tensor([0, 1]).view(1, 2, 1, 1)
+    expected = (-math.log(1 / 4) - math.log(3 / 4)) / 2
+    assert image_colorization_loss(logits, ids).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_image_objective_trains_every_parameter_and_sees_one_frame_at_a_time() -> None:
+    torch.manual_seed(0)
+    colorizer = ImageColorizer(ColorizationNet(TINY), TINY.embed_dim, num_colors=4)
+    x = torch.randn(2, 3, 1, 16, 16)
+    loss_fn = objective_loss("image", {"color_ids": torch.randint(0, 4, (2, 3, 4, 4))}, 4, PRESETS["paper"].affinity)
+    loss_fn(colorizer(x)).backward()
+    for name, parameter in colorizer.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+    colorizer.eval()
+    changed = x.clone()
+    changed[:, 1:] = torch.randn_like(changed[:, 1:])
+    torch.testing.assert_close(colorizer(changed)[:, 0], colorizer(x)[:, 0])
+
+
+def test_image_objective_run_resumes_exactly_and_ships_only_the_embedder(data_dir: Path, tmp_path: Path) -> None:
+    whole = train(tiny_config(data_dir, tmp_path / "whole", steps=6, checkpoint_every=100, objective="image"))
+    first = tiny_config(data_dir, tmp_path / "split", steps=3, checkpoint_every=100, objective="image")
+    train(first)
+    resumed = train(dataclasses.replace(first, steps=6), resume=True)
+    expected = load_file(str(whole.checkpoint / ckpt.WEIGHTS))
+    actual = load_file(str(resumed.checkpoint / ckpt.WEIGHTS))
+    assert expected.keys() == ColorizationNet(TINY).state_dict().keys()
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], rtol=0, atol=1e-6, msg=name)
+    assert ckpt.load_embedder(resumed.checkpoint).config == TINY
+    with pytest.raises(InputError, match="--input gray"):
+        train(tiny_config(data_dir, tmp_path / "lab", objective="image", input_mode="lab"))
 
 
 def test_cli_resume_allows_only_harmless_changes(data_dir: Path, tmp_path: Path) -> None:

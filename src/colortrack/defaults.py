@@ -5,7 +5,12 @@ the command line's parser reads them, and the library builds its configurations 
 from __future__ import annotations
 
 SHIPPED_MODEL = "model"  # the trained embedder packaged in colortrack/weights/model
-TRACK_METHODS = (SHIPPED_MODEL, "identity", "flow", "color")  # the shipped model, then the training-free ones
+# Vondrick et al.'s "single image colorization" baseline: the same network trained to colourize each
+# frame on its own (``colortrack train --objective image``), packaged in colortrack/weights/image-colorization.
+IMAGE_COLORIZATION = "image-colorization"
+PACKAGED_MODELS = (SHIPPED_MODEL, IMAGE_COLORIZATION)
+# The shipped model, then the training-free ones (farneback: OpenCV's coarse-to-fine optical flow).
+TRACK_METHODS = (SHIPPED_MODEL, "identity", "flow", "color", "farneback")
 DEFAULT_METHOD = SHIPPED_MODEL
 
 # The settings of each preset are colortrack.core.tracker.PRESETS (a test keeps the names equal).
@@ -17,11 +22,17 @@ TRACK_OPTIONS = (
 )
 
 COLORIZE_METHODS = ("propagate", "reference", "spatiotemporal")
+# Reference frames of ``eval colorize``: frame 0, the 10th frame, the first and last, the 10th and (N-10)th.
+COLORIZE_REFERENCES = ("first", "10th", "first+last", "10th+N-10th")
 DEFAULT_COLORIZE_METHOD = "propagate"
 GRAY_EMBEDDER = "gray"  # the training-free embedder of colorization
 SHIPPED_REFINER = "refiner"  # the refiner weights packaged in colortrack/weights
 # Refinement is on by default once the shipped weights beat plain warping (docs/benchmarks.md).
 REFINE_BY_DEFAULT = True
+
+# The demo scene (colortrack.demo.scene): 16:9 frames of this height, this many frames.
+DEMO_HEIGHT = 360
+DEMO_FRAMES = 40
 
 
 def default_preset(method: str) -> str:

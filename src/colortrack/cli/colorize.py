@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from colortrack.defaults import (
-    COLORIZE_METHODS, DEFAULT_COLORIZE_METHOD, PRECISIONS, REFINE_BY_DEFAULT, SHIPPED_MODEL, SHIPPED_REFINER
+    COLORIZE_METHODS, COLORIZE_REFERENCES, DEFAULT_COLORIZE_METHOD, PRECISIONS, REFINE_BY_DEFAULT, SHIPPED_MODEL,
+    SHIPPED_REFINER,
 )
 from colortrack.errors import InputError
 from colortrack.scale.launch import add_workers_option, batch_ranks, launch, run_manifest, wants_launch
@@ -50,7 +51,10 @@ def add_colorize_parser(commands) -> None:
 def add_eval_colorize_parser(benchmarks) -> None:
     parser = benchmarks.add_parser("colorize", help="colourization from reference frames on a DAVIS-layout dataset")
     parser.add_argument("--root", type=Path, required=True, help="DAVIS root (JPEGImages/, Annotations/)")
-    parser.add_argument("--refs", default="first", choices=("first", "10th", "first+last"), help="reference frames")
+    parser.add_argument(
+        "--refs", default="first", choices=COLORIZE_REFERENCES,
+        help="reference frames: 0; the 10th; the first and last; the 10th and (N-10)th (default first)",
+    )
     parser.add_argument("--sequences", default=None, help="comma-separated subset")
     parser.add_argument("--resolution", default="480p")
     parser.add_argument(
@@ -176,30 +180,18 @@ def run_eval_colorize(args: argparse.Namespace) -> int:
 
 
 def _eval_colorize(args: argparse.Namespace, ranks) -> int:
-    from colortrack.tasks.colorize import make_embedder
-    from colortrack.eval.colorize import REFINE_SUFFIX, ColorEvalConfig, check_methods, evaluate_colorize, format_table
+    from colortrack.eval.colorize import format_table, run_colorize_eval
     from colortrack.io.davis import DavisDataset
     from colortrack.core.tracker import pick_device
     from colortrack.scale.share import report_failures
 
-    methods = check_methods([name for name in args.method.split(",") if name])
-    if args.max_frames is not None and args.max_frames < 2:
-        raise InputError("--max-frames", f"must be at least 2, got {args.max_frames}")
     names = [name for name in args.sequences.split(",") if name] if args.sequences else None
     dataset = DavisDataset(args.root, resolution=args.resolution, sequences=names)
-    device = pick_device(args.device)
-    config = ColorEvalConfig(
-        root=str(args.root),
-        refs=args.refs,
-        methods=methods,
-        embedder=args.embedder,
-        overrides=overrides(args),
-        short_side=short_side(args),
-        max_frames=args.max_frames,
-        sequences=dataset.names,
-        refiner=args.refiner if any(name.endswith(REFINE_SUFFIX) for name in methods) else None,
+    methods = [name for name in args.method.split(",") if name]
+    results = run_colorize_eval(
+        dataset, args.refs, methods, args.embedder, args.out, pick_device(args.device), overrides(args), short_side(args),
+        args.max_frames, args.refiner, not args.quiet, ranks,
     )
-    results = evaluate_colorize(dataset, make_embedder(args.embedder, device), config, args.out, device, not args.quiet, ranks)
     if results is None:
         return 0
     title = f"DAVIS {args.resolution} colorization, refs {args.refs}, embedder {args.embedder}, {len(dataset)} sequence(s)"

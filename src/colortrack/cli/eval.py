@@ -46,20 +46,13 @@ def run_eval_davis(args: argparse.Namespace) -> int:
 
 
 def _eval_davis(args: argparse.Namespace, ranks) -> int:
-    from colortrack.eval.davis import DavisEvalConfig, evaluate_davis, print_summary
+    from colortrack.eval.davis import print_summary, run_davis_eval
     from colortrack.io.davis import DavisDataset
     from colortrack.scale.share import report_failures
 
     dataset = DavisDataset(args.root, resolution=args.resolution, sequences=comma_list(args.sequences))
     tracker = tracker_of(args)
-    eval_config = DavisEvalConfig(
-        root=str(args.root),
-        method=tracker.method,
-        preset=tracker.preset,
-        track=tracker.config.to_dict(),
-        sequences=[sequence.name for sequence in dataset.sequences],
-    )
-    summary = evaluate_davis(dataset, tracker.propagator, eval_config, args.out, not args.quiet, ranks)
+    summary = run_davis_eval(dataset, tracker, args.out, args.root, not args.quiet, ranks)
     if summary is None:
         return 0
     print_summary(summary, f"DAVIS {args.resolution}, method {tracker.method}, preset {tracker.preset}")
@@ -76,19 +69,14 @@ def run_eval_jhmdb(args: argparse.Namespace) -> int:
 
 
 def _eval_jhmdb(args: argparse.Namespace, ranks) -> int:
-    from colortrack.eval.jhmdb import evaluate_jhmdb
+    from colortrack.eval.jhmdb import run_jhmdb_eval
     from colortrack.eval.keypoints import format_results
     from colortrack.io.jhmdb import find_jhmdb_clips
     from colortrack.scale.share import report_failures
 
     clips = find_jhmdb_clips(args.root, comma_list(args.clips))
     tracker = tracker_of(args)
-    settings = {
-        "method": tracker.method,
-        "preset": tracker.preset,
-        "config": {"root": str(args.root), "track": tracker.config.to_dict(), "points": tracker.points.to_dict()},
-    }
-    results = evaluate_jhmdb(clips, tracker.propagator, tracker.points, settings, args.out, not args.quiet, ranks)
+    results = run_jhmdb_eval(clips, args.root, tracker, args.out, not args.quiet, ranks)
     if results is None:
         return 0
     print(f"JHMDB PCK (%), method {tracker.method}, preset {tracker.preset}, {len(clips)} clip(s)")

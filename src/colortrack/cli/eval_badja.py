@@ -23,24 +23,12 @@ def add_eval_badja_parser(benchmarks) -> None:
 def run_eval_badja(args: argparse.Namespace) -> int:
     from colortrack.cli.eval import comma_list
     from colortrack.cli.options import tracker_of
-    from colortrack.eval.badja import badja_clips, evaluate_badja, find_badja_annotations
+    from colortrack.eval.badja import badja_clips, find_badja_annotations, run_badja_eval
     from colortrack.eval.keypoints import format_results
 
     clips = badja_clips(args.root, find_badja_annotations(args.annotations, comma_list(args.sequences)), args.resolution)
     tracker = tracker_of(args)
-    propagator, points = tracker.propagator, tracker.points
-    settings = {
-        "method": tracker.method,
-        "preset": tracker.preset,
-        "config": {
-            "root": str(args.root),
-            "annotations": str(args.annotations),
-            "resolution": args.resolution,
-            "track": tracker.config.to_dict(),
-            "points": points.to_dict(),
-        },
-    }
-    results = evaluate_badja(clips, propagator, points, settings, args.out, progress=not args.quiet)
+    results = run_badja_eval(args.root, args.annotations, args.resolution, clips, tracker, args.out, progress=not args.quiet)
     print(f"BADJA PCK (%), method {tracker.method}, preset {tracker.preset}, {len(clips)} sequence(s), {results['scored']} joint-frames")
     print(format_results(results, label="sequence"))
     print(f"wrote {args.out / 'results.json'} and {args.out / 'contact_sheet.png'}")

@@ -15,7 +15,7 @@ from colortrack import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "track": ("colortrack.cli.track:add_track_parser", "propagate masks of one or more keyframes, or points, through a video"),
     "eval": ("colortrack.cli.eval:add_eval_parser", "evaluate on a benchmark"),
-    "demo": ("colortrack.cli.demo:add_demo_parser", "track objects in a generated example video"),
+    "demo": ("colortrack.cli.demo:add_demo_parser", "every capability on a built-in scene with exact ground truth, beside its baselines, on one HTML page"),
     "train": ("colortrack.cli.train:add_train_parser", "learn to track by colourizing unlabelled videos"),
     "shards": ("colortrack.cli.shards:add_shards_parser", "prepare a sharded training corpus (tar files of clips) for train --shards"),
     "train-refiner": (
@@ -28,6 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "embed": ("colortrack.cli.embed:add_embed_parser", "video of the embeddings (PCA to RGB) beside the frames"),
     "report": ("colortrack.cli.report:add_report_parser", "self-contained HTML report comparing DAVIS evaluation folders"),
+    "reproduce": (
+        "colortrack.cli.reproduce:add_reproduce_parser",
+        "reproduce a paper's tables and figures (vondrick, akimoto), ours beside the published numbers",
+    ),
     "app": ("colortrack.cli.app:add_app_parser", "annotate a video in the browser (masks, propagation, export; colorize)"),
 }
 

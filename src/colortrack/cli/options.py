@@ -12,7 +12,8 @@ POINT_OPTIONS = ("sigma", "lost_below", "fade_below")
 def add_method_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--method", default=DEFAULT_METHOD,
-        help="model (the shipped weights, default), identity, flow, color, or a checkpoint (file or run folder)",
+        help="model (the shipped weights, default), image-colorization (the single-image colorization baseline), "
+        "identity, flow (DIS), farneback (coarse-to-fine flow), color, or a checkpoint (file or run folder)",
     )
     parser.add_argument(
         "--preset", choices=sorted(PRESET_NAMES),

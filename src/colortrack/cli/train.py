@@ -75,7 +75,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--max-gap", type=int, help="clip frames are 1..MAX_GAP cached frames apart, drawn per clip (default 1)")
     add("--input-jitter", type=float, help="photometric jitter of the input only, targets unchanged (default 0)")
     add("--shards", help="a sharded corpus (folder or URL of `colortrack shards` output) instead of --data")
-    add("--objective", choices=OBJECTIVES, help="ce: cross-entropy over 16 colour clusters (default); regression: smooth-L1 on ab")
+    add("--objective", choices=OBJECTIVES, help="ce: cross-entropy over 16 colour clusters (default); regression: smooth-L1 on ab; "
+        "image: the single-image colorization baseline (each frame's colour clusters from that frame alone)")
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, config_class: type, run_files: str) -> None:

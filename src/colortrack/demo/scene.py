@@ -26,10 +26,17 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from colortrack.defaults import DEMO_FRAMES, DEMO_HEIGHT
 from colortrack.demo.synthetic import SyntheticVideo
 
-SCENE_SIZE = (360, 640)  # (H, W)
-SCENE_FRAMES = 40
+
+def scene_size(height: int) -> tuple[int, int]:
+    """(H, W) of 16:9 frames ``height`` pixels high (W even)."""
+    return height, 2 * round(8 * height / 9)
+
+
+SCENE_SIZE = scene_size(DEMO_HEIGHT)  # (H, W)
+SCENE_FRAMES = DEMO_FRAMES
 SCENE_FPS = 20.0
 POINTS_PER_OBJECT = 5
 BEND_ITERATIONS = 12

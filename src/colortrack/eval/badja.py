@@ -91,4 +91,23 @@ def evaluate_badja(
     return evaluate_keypoints(clips, BADJA, propagator, config, settings, out_dir, progress)
 
 
-__all__ = ["BADJA", "badja_clip", "badja_clips", "evaluate_badja", "find_badja_annotations"]
+def run_badja_eval(
+    root, annotations, resolution: str, clips: list[KeypointClip], tracker, out_dir: Path, progress: bool = True
+) -> dict:
+    """``colortrack eval badja``: :func:`evaluate_badja` with a :class:`colortrack.Tracker`'s
+    method, preset and settings recorded as the folder's configuration."""
+    settings = {
+        "method": tracker.method,
+        "preset": tracker.preset,
+        "config": {
+            "root": str(root),
+            "annotations": str(annotations),
+            "resolution": resolution,
+            "track": tracker.config.to_dict(),
+            "points": tracker.points.to_dict(),
+        },
+    }
+    return evaluate_badja(clips, tracker.propagator, tracker.points, settings, Path(out_dir), progress)
+
+
+__all__ = ["BADJA", "badja_clip", "badja_clips", "evaluate_badja", "find_badja_annotations", "run_badja_eval"]

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from colortrack.defaults import COLORIZE_REFERENCES
 from colortrack.models.baselines import FlowPropagator
 from colortrack.tasks.colorize import (
     METHODS,
@@ -50,7 +51,7 @@ from colortrack.scale.share import FAILED_DIR, run_shared
 from colortrack.eval.metrics.color import ColorScores
 from colortrack.models.refiner import SHIPPED, Refiner, load_refiner
 
-REFERENCE_SETTINGS = ("first", "10th", "first+last")
+REFERENCE_SETTINGS = COLORIZE_REFERENCES
 BASELINES = ("copy", "flow", "cells")
 INSTANCE_SUFFIX = "+inst"
 REFINE_SUFFIX = "+refine"
@@ -68,13 +69,17 @@ TABLE_FIELDS = (
 
 def reference_frames(setting: str, num_frames: int) -> list[int]:
     """Reference frame indices: ``first`` = 0, ``10th`` = 9 (the last frame of shorter clips),
-    ``first+last`` = 0 and the last frame."""
+    ``first+last`` = 0 and the last frame, ``10th+N-10th`` = 9 and N - 11 (the 10th and the
+    (N-10)th frame counted from 1; one frame when they meet in a short clip)."""
+    tenth = min(9, num_frames - 1)
     if setting == "first":
         return [0]
     if setting == "10th":
-        return [min(9, num_frames - 1)]
+        return [tenth]
     if setting == "first+last":
         return sorted({0, num_frames - 1})
+    if setting == "10th+N-10th":
+        return sorted({tenth, max(num_frames - 11, 0)})
     raise InputError("--refs", f"unknown reference setting '{setting}': choose {', '.join(REFERENCE_SETTINGS)}")
 
 
@@ -102,6 +107,43 @@ class ColorEvalConfig:
     max_frames: int | None
     sequences: list[str]
     refiner: str | None = None
+
+
+def run_colorize_eval(
+    dataset: DavisDataset,
+    refs: str,
+    methods: list[str],
+    embedder: str,
+    out_dir: Path,
+    device: torch.device,
+    overrides: dict,
+    short_side: int | None,
+    max_frames: int | None = None,
+    refiner: str | None = None,
+    progress: bool = True,
+    ranks: Ranks | None = None,
+) -> dict | None:
+    """``colortrack eval colorize``: :func:`evaluate_colorize` of the embedder named ``embedder``
+    (``model``, ``gray`` or a checkpoint) with its settings recorded as the folder's configuration.
+    overrides: :func:`colortrack.tasks.colorize.colorize_overrides`; refiner: the weights of the
+    ``+refine`` methods. None on a torchrun rank other than the first."""
+    from colortrack.tasks.colorize import make_embedder
+
+    methods = check_methods(list(methods))
+    if max_frames is not None and max_frames < 2:
+        raise InputError("--max-frames", f"must be at least 2, got {max_frames}")
+    config = ColorEvalConfig(
+        root=str(dataset.root),
+        refs=refs,
+        methods=methods,
+        embedder=embedder,
+        overrides=overrides,
+        short_side=short_side,
+        max_frames=max_frames,
+        sequences=dataset.names,
+        refiner=refiner if any(name.endswith(REFINE_SUFFIX) for name in methods) else None,
+    )
+    return evaluate_colorize(dataset, make_embedder(embedder, device), config, Path(out_dir), device, progress, ranks)
 
 
 def evaluate_colorize(
@@ -186,7 +228,7 @@ def _evaluate_sequence(
     for name in methods:
         start = time.perf_counter()
         if name in BASELINES:
-            predicted = _baseline(name, frames, gray, references, true_ab, grid, device)
+            predicted = baseline_ab(name, frames, gray, references, true_ab, grid, device)
             seconds = time.perf_counter() - start
         else:
             warped = name.removesuffix(REFINE_SUFFIX)
@@ -229,7 +271,7 @@ def _nearest_reference(t: int, references: list[int]) -> int:
     return min(references, key=lambda r: (abs(t - r), r))
 
 
-def _baseline(name, frames, gray, references, true_ab, grid, device) -> list[torch.Tensor]:
+def baseline_ab(name, frames, gray, references, true_ab, grid, device) -> list[torch.Tensor]:
     """Full-resolution (or, for ``cells``, per-cell) ab of every frame from a baseline."""
     num_frames = len(frames)
     if name == "cells":
@@ -247,9 +289,12 @@ def _baseline(name, frames, gray, references, true_ab, grid, device) -> list[tor
 
 
 def _mean_over_sequences(summaries: list[dict]) -> dict:
-    """Plain means over sequences of every scalar (sequences without a value are skipped)."""
+    """Plain means over sequences of every scalar (sequences without a value are skipped);
+    per-frame lists stay with their sequence."""
     out: dict = {}
     for key, value in summaries[0].items():
+        if isinstance(value, list):
+            continue
         if isinstance(value, dict):
             out[key] = _mean_over_sequences([s[key] for s in summaries])
             continue

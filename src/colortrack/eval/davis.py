@@ -39,6 +39,23 @@ class SequenceRun:
     seconds: float
 
 
+def run_davis_eval(
+    dataset: DavisDataset, tracker, out_dir: Path, root: Path | str | None = None, progress: bool = True,
+    ranks: Ranks | None = None,
+) -> Summary | None:
+    """``colortrack eval davis``: :func:`evaluate_davis` with a :class:`colortrack.Tracker`'s
+    method, preset and settings recorded as the folder's configuration (None on a torchrun rank
+    other than the first)."""
+    config = DavisEvalConfig(
+        root=str(root if root is not None else dataset.root),
+        method=tracker.method,
+        preset=tracker.preset,
+        track=tracker.config.to_dict(),
+        sequences=[sequence.name for sequence in dataset.sequences],
+    )
+    return evaluate_davis(dataset, tracker.propagator, config, Path(out_dir), progress, ranks)
+
+
 def evaluate_davis(
     dataset: DavisDataset,
     propagator: Propagator,

@@ -50,3 +50,15 @@ def evaluate_jhmdb(
     ranks: share the clips between torchrun ranks (:func:`evaluate_keypoints`)."""
     keypoint_clips = [jhmdb_clip(clip) for clip in clips]
     return evaluate_keypoints(keypoint_clips, JHMDB, propagator, config, settings, out_dir, progress, ranks)
+
+
+def run_jhmdb_eval(clips: list[JhmdbClip], root, tracker, out_dir: Path, progress: bool = True, ranks: Ranks | None = None) -> dict | None:
+    """``colortrack eval jhmdb``: :func:`evaluate_jhmdb` with a :class:`colortrack.Tracker`'s
+    method, preset and settings recorded as the folder's configuration (None on a torchrun rank
+    other than the first)."""
+    settings = {
+        "method": tracker.method,
+        "preset": tracker.preset,
+        "config": {"root": str(root), "track": tracker.config.to_dict(), "points": tracker.points.to_dict()},
+    }
+    return evaluate_jhmdb(clips, tracker.propagator, tracker.points, settings, Path(out_dir), progress, ranks)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -30,18 +30,36 @@ class FlowPropagator:
     def __init__(self, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM):
         self.preset = preset
 
+    def backward_flow(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """(gray target, gray previous) -> (H, W, 2) float32: where each target pixel was."""
+        estimator = cv2.DISOpticalFlow_create(self.preset)
+        return lambda gray, previous: estimator.calc(gray, previous, None)
+
     def track(self, frames: Iterable[np.ndarray], first_labels: np.ndarray, pinned: Pinned = ()) -> Iterator[np.ndarray]:
-        flow_estimator = cv2.DISOpticalFlow_create(self.preset)
+        flow_of = self.backward_flow()
         first, stream = split_first(frames)
         previous_gray = _gray(first)
         labels = first_labels.astype(np.float32, copy=False)
         yield labels
         for frame in stream:
             gray = _gray(frame)
-            flow = flow_estimator.calc(gray, previous_gray, None)  # (H, W, 2): where each pixel was
-            labels = warp(labels, flow)
+            labels = warp(labels, flow_of(gray, previous_gray))
             previous_gray = gray
             yield labels
+
+
+class FarnebackPropagator(FlowPropagator):
+    """:class:`FlowPropagator` along OpenCV's Farneback flow: the classic coarse-to-fine method
+    (a 5-level pyramid, each level refining the flow of the coarser one), as the "coarse-to-fine
+    optical flow" baseline of Vondrick et al., Table 1."""
+
+    def __init__(self, levels: int = 5, window: int = 15, iterations: int = 3):
+        self.levels, self.window, self.iterations = levels, window, iterations
+
+    def backward_flow(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        return lambda gray, previous: cv2.calcOpticalFlowFarneback(
+            gray, previous, None, 0.5, self.levels, self.window, self.iterations, 5, 1.1, 0
+        )
 
 
 def warp(labels: np.ndarray, flow: np.ndarray) -> np.ndarray:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
-from colortrack.models.baselines import FlowPropagator, IdentityPropagator
+from colortrack.models.baselines import FarnebackPropagator, FlowPropagator, IdentityPropagator
 from colortrack.models.embedders.color import LabPatchEmbedder
-from colortrack.defaults import DEFAULT_METHOD, SHIPPED_MODEL, default_preset
+from colortrack.defaults import DEFAULT_METHOD, PACKAGED_MODELS, SHIPPED_MODEL, default_preset
 from colortrack.defaults import TRACK_METHODS as BUILTIN_METHODS
 from colortrack.defaults import TRACK_OPTIONS
 from colortrack.errors import InputError
@@ -19,38 +19,57 @@ from colortrack.core.tracker import PRESETS, LabelTracker, Propagator, TrackConf
 TRAINING_FREE_METHODS = BUILTIN_METHODS[1:]
 
 
+def packaged_model_path(name: str = SHIPPED_MODEL) -> Path:
+    """The folder of packaged weights ``name`` (``model.safetensors`` + ``checkpoint.json``)."""
+    return Path(str(resources.files("colortrack") / "weights" / name))
+
+
 def shipped_model_path() -> Path:
-    """The folder of the packaged weights (``model.safetensors`` + ``checkpoint.json``)."""
-    return Path(str(resources.files("colortrack") / "weights" / SHIPPED_MODEL))
+    """The folder of the shipped weights (``model``)."""
+    return packaged_model_path(SHIPPED_MODEL)
+
+
+def is_packaged(spec: str | Path) -> bool:
+    """Whether ``spec`` names packaged weights (``model``, ``image-colorization``) rather than a path."""
+    return str(spec) in PACKAGED_MODELS
+
+
+def checkpoint_path(spec: str | Path) -> Path:
+    """The checkpoint a packaged name or a path stands for."""
+    return packaged_model_path(str(spec)) if is_packaged(spec) else Path(spec)
 
 
 def load_model(spec: str | Path, device: torch.device):
-    """``model`` (the shipped weights) or a checkpoint path -> the trained embedder, loaded strictly."""
+    """A packaged name (``model``, ``image-colorization``) or a checkpoint path -> the trained
+    embedder, loaded strictly."""
     from colortrack.train.checkpoint import load_embedder
 
-    return load_embedder(shipped_model_path() if str(spec) == SHIPPED_MODEL else spec, device)
+    return load_embedder(checkpoint_path(spec), device)
 
 
 def trained_weights(method: str) -> str | None:
-    """The weights a ``--method`` tracks with: ``model`` (the shipped weights) or the checkpoint
-    path it names; None for the training-free methods and for paths that do not exist."""
+    """The weights a ``--method`` tracks with: a packaged name or the checkpoint path it names;
+    None for the training-free methods and for paths that do not exist."""
     if method in TRAINING_FREE_METHODS:
         return None
-    return method if method == SHIPPED_MODEL or Path(method).exists() else None
+    return method if is_packaged(method) or Path(method).exists() else None
 
 
 def make_propagator(method: str, config: TrackConfig, device: torch.device) -> Propagator:
-    """method: model, identity, flow, color, or the path of a trained checkpoint (file or run folder)."""
+    """method: model, image-colorization, identity, flow, color, farneback, or the path of a
+    trained checkpoint (file or run folder)."""
     if method == "identity":
         return IdentityPropagator()
     if method == "flow":
         return FlowPropagator()
+    if method == "farneback":
+        return FarnebackPropagator()
     if method == "color":
         return LabelTracker(LabPatchEmbedder(), config, device)
     weights = trained_weights(method)
     if weights is not None:
         return LabelTracker(load_model(weights, device), config, device)
-    choices = ", ".join(BUILTIN_METHODS)
+    choices = ", ".join(dict.fromkeys([*BUILTIN_METHODS, *PACKAGED_MODELS]))
     raise InputError("--method", f"unknown method '{method}': choose {choices} or a checkpoint path")
 
 

@@ -691,11 +691,10 @@ def embedder_temperature(spec: str) -> float:
     similarities, a checkpoint's training temperature for its raw dot products."""
     if spec == GRAY_EMBEDDER:
         return GRAY_TEMPERATURE
-    from colortrack.models.registry import shipped_model_path
+    from colortrack.models.registry import checkpoint_path
     from colortrack.train.checkpoint import read_meta
 
-    path = shipped_model_path() if spec == SHIPPED_MODEL else spec
-    return float(read_meta(path).get("train_config", {}).get("temperature", GRAY_TEMPERATURE))
+    return float(read_meta(checkpoint_path(spec)).get("train_config", {}).get("temperature", GRAY_TEMPERATURE))
 
 
 def default_short_side(embedder: str) -> int | None:
@@ -739,13 +738,13 @@ def colorize_config(
 def make_embedder(spec: str, device: torch.device) -> Embedder:
     """``model`` (the shipped weights), ``gray`` (training-free LuminancePatchEmbedder) or a
     checkpoint path (file or run folder)."""
-    from colortrack.models.registry import load_model
+    from colortrack.models.registry import is_packaged, load_model
 
     if spec == GRAY_EMBEDDER:
         from colortrack.models.embedders.gray import LuminancePatchEmbedder
 
         return LuminancePatchEmbedder()
-    if spec != SHIPPED_MODEL and not Path(spec).exists():
+    if not is_packaged(spec) and not Path(spec).exists():
         raise InputError(spec, "no such checkpoint (use 'model' for the shipped weights, 'gray' for the training-free embedder)")
     return load_model(spec, device)
 

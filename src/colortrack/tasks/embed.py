@@ -13,6 +13,7 @@ Two passes over the video, constant memory in its length:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 from colortrack.errors import InputError
-from colortrack.models.registry import SHIPPED_MODEL, load_model
+from colortrack.models.registry import SHIPPED_MODEL, is_packaged, load_model
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,8 @@ def make_embedder(spec: str, device: torch.device):
         from colortrack.models.embedders.gray import LuminancePatchEmbedder
 
         return LuminancePatchEmbedder()
-    if spec != SHIPPED_MODEL and not Path(spec).exists():
-        raise InputError("--method", f"unknown method '{spec}': choose model, color, gray or a checkpoint path")
+    if not is_packaged(spec) and not Path(spec).exists():
+        raise InputError("--method", f"unknown method '{spec}': choose model, image-colorization, color, gray or a checkpoint path")
     return load_model(spec, device)
 
 
@@ -84,6 +85,36 @@ def side_by_side(frame: np.ndarray, colors: np.ndarray) -> np.ndarray:
     height, width = frame.shape[:2]
     big = cv2.resize(colors, (width, height), interpolation=cv2.INTER_NEAREST)
     return np.concatenate([frame, big], axis=1)
+
+
+def embedding_tracker(method: str = SHIPPED_MODEL, short_side: int | None = None, device: torch.device | None = None):
+    """The :class:`colortrack.core.tracker.LabelTracker` whose ``embed`` gives a frame's feature cells."""
+    from colortrack.core.tracker import PRESETS, LabelTracker, pick_device
+
+    if short_side is not None and short_side < 1:
+        raise InputError("--short-side", f"must be positive, got {short_side}")
+    device = device or pick_device()
+    return LabelTracker(make_embedder(method, device), replace(PRESETS["default"], short_side=short_side), device)
+
+
+def fit_projection(tracker, frames: Iterable[np.ndarray], per_frame: int, seed: int = 0) -> PCAProjection:
+    """Pass 1: the PCA of ``per_frame`` random feature cells of every frame (H, W, 3) uint8."""
+    rng = np.random.default_rng(seed)
+    samples = []
+    with torch.no_grad():
+        for frame in frames:
+            cells = tracker.embed(frame).float().cpu().numpy()
+            flat = cells.reshape(cells.shape[0], -1).T
+            pick = rng.choice(len(flat), size=min(per_frame, len(flat)), replace=False)
+            samples.append(flat[pick])
+    return PCAProjection.fit(np.concatenate(samples))
+
+
+def project_frames(tracker, projection: PCAProjection, frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """Pass 2: each frame (H, W, 3) with its PCA colours to its right, (H, 2W, 3) uint8."""
+    with torch.no_grad():
+        for frame in frames:
+            yield side_by_side(frame, projection.project(tracker.embed(frame).float().cpu().numpy()))
 
 
 def embed_video(
@@ -101,29 +132,17 @@ def embed_video(
     from tqdm import tqdm
 
     from colortrack.io.video import VideoReader, VideoWriter
-    from colortrack.core.tracker import PRESETS, LabelTracker, pick_device
 
-    if short_side is not None and short_side < 1:
-        raise InputError("--short-side", f"must be positive, got {short_side}")
-    device = device or pick_device()
+    tracker = embedding_tracker(method, short_side, device)
     reader = VideoReader(video)
     info = reader.info
     per_frame = max(1, min(samples_per_frame, max_samples // max(info.num_frames, 1)))
-    config = replace(PRESETS["default"], short_side=short_side)
-    tracker = LabelTracker(make_embedder(method, device), config, device)
-    rng = np.random.default_rng(seed)
-    samples = []
-    with torch.no_grad():
-        for frame in tqdm(reader, total=info.num_frames, desc="fit PCA", unit="frame", disable=not progress):
-            cells = tracker.embed(frame).float().cpu().numpy()
-            flat = cells.reshape(cells.shape[0], -1).T
-            pick = rng.choice(len(flat), size=min(per_frame, len(flat)), replace=False)
-            samples.append(flat[pick])
-        projection = PCAProjection.fit(np.concatenate(samples))
-        count = 0
-        with VideoWriter(out, info.fps) as writer:
-            for frame in tqdm(reader, total=info.num_frames, desc="render", unit="frame", disable=not progress):
-                colors = projection.project(tracker.embed(frame).float().cpu().numpy())
-                writer.write(side_by_side(frame, colors))
-                count += 1
+    fitting = tqdm(reader, total=info.num_frames, desc="fit PCA", unit="frame", disable=not progress)
+    projection = fit_projection(tracker, fitting, per_frame, seed)
+    count = 0
+    with VideoWriter(out, info.fps) as writer:
+        rendering = tqdm(reader, total=info.num_frames, desc="render", unit="frame", disable=not progress)
+        for frame in project_frames(tracker, projection, rendering):
+            writer.write(frame)
+            count += 1
     return count, projection

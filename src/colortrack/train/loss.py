@@ -6,7 +6,7 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from colortrack.core.affinity import AffinityConfig, attend
 
@@ -34,7 +34,10 @@ def colorization_loss(
 # Lab units per unit of the regression loss: typical ab errors of a few units give losses near 1,
 # the scale of the cross-entropy.
 AB_UNIT = 10.0
-OBJECTIVES = ("ce", "regression")
+OBJECTIVES = ("ce", "regression", "image")
+# The objective of the single-image colorization baseline (Vondrick et al., Table 1): each frame's
+# colours are predicted from that frame alone by a classifier head, without pointing to a reference.
+IMAGE_OBJECTIVE = "image"
 
 
 def regression_loss(embeddings: Tensor, ab: Tensor, affinity: AffinityConfig = TRAINING_AFFINITY) -> Tensor:
@@ -49,8 +52,44 @@ def regression_loss(embeddings: Tensor, ab: Tensor, affinity: AffinityConfig = T
     return F.smooth_l1_loss(predicted / AB_UNIT, ab[:, -1].float() / AB_UNIT)
 
 
+class ColorClassifier(nn.Module):
+    """The image colorization head: per-cell logits of the quantized colours from one frame's
+    embedding (two 1x1 convolutions). (B, T, D, h, w) -> (B, T, num_colors, h, w)."""
+
+    def __init__(self, embed_dim: int, num_colors: int, width: int = 64):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Conv2d(embed_dim, width, 1), nn.ReLU(inplace=True), nn.Conv2d(width, num_colors, 1))
+
+    def forward(self, embeddings: Tensor) -> Tensor:
+        return self.layers(embeddings.flatten(0, 1)).unflatten(0, embeddings.shape[:2])
+
+
+class ImageColorizer(nn.Module):
+    """An embedder followed by a :class:`ColorClassifier`: clip (B, T, Cin, H, W) -> logits
+    (B, T, num_colors, h, w), every frame coloured on its own. Only ``embedder`` is kept for tracking."""
+
+    def __init__(self, embedder: nn.Module, embed_dim: int, num_colors: int):
+        super().__init__()
+        self.embedder = embedder
+        self.head = ColorClassifier(embed_dim, num_colors)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.embedder(x))
+
+
+def image_colorization_loss(logits: Tensor, color_ids: Tensor) -> Tensor:
+    """Per-cell cross-entropy of every frame's predicted colours. logits: (B, T, K, h, w);
+    color_ids: (B, T, h, w) long in [0, K). Returns the scalar mean over all B * T * h * w cells."""
+    if logits.shape[:2] != color_ids.shape[:2] or logits.shape[-2:] != color_ids.shape[-2:]:
+        raise ValueError(f"logits {tuple(logits.shape)} do not match colours {tuple(color_ids.shape)}")
+    return F.cross_entropy(logits.flatten(0, 1), color_ids.flatten(0, 1))
+
+
 def objective_loss(objective: str, batch: dict[str, Tensor], num_colors: int, affinity: AffinityConfig):
-    """The loss function of ``objective`` on one batch's targets: embeddings (B, T, D, h, w) -> scalar."""
+    """The loss function of ``objective`` on one batch's targets: the network's output -> scalar.
+    The output is the embeddings (B, T, D, h, w), or for ``image`` the logits of an :class:`ImageColorizer`."""
+    if objective == IMAGE_OBJECTIVE:
+        return partial(image_colorization_loss, color_ids=batch["color_ids"])
     if objective == "ce":
         return partial(colorization_loss, color_ids=batch["color_ids"], num_colors=num_colors, affinity=affinity)
     if objective == "regression":

@@ -43,7 +43,7 @@ from colortrack.train.data import (
     prepare_cache,
     sample_ab,
 )
-from colortrack.train.loss import OBJECTIVES, objective_loss
+from colortrack.train.loss import IMAGE_OBJECTIVE, OBJECTIVES, ImageColorizer, objective_loss
 from colortrack.train.quantize import fit_color_centers
 from colortrack.train.shards import ShardReader
 
@@ -72,8 +72,10 @@ class TrainConfig:
     checkpoint can start a "lab" run: the new a, b input weights start at zero.
     clip_frames: frames per clip: clip_frames - 1 references and one target (paper: 4).
     max_gap / input_jitter: see :class:`colortrack.train.data.ClipConfig`.
-    objective: "ce" (the paper's cross-entropy over quantized colours) or "regression"
-    (smooth-L1 on the copied ab, :func:`colortrack.train.loss.regression_loss`).
+    objective: "ce" (the paper's cross-entropy over quantized colours), "regression"
+    (smooth-L1 on the copied ab, :func:`colortrack.train.loss.regression_loss`) or "image" (the
+    single-image colorization baseline: every frame's colours from that frame alone, through a
+    classifier head that is trained with the network and left out of its checkpoint weights).
     shards: a sharded corpus (folder or fsspec URL, :mod:`colortrack.train.shards`) read instead
     of decoding ``data`` into the frame cache; its own short side and frame rate apply.
     """
@@ -127,6 +129,8 @@ class TrainConfig:
             raise InputError("--crop-size", f"{crop} is not a multiple of the model stride {model.stride}")
         if self.objective not in OBJECTIVES:
             raise InputError("--objective", f"must be one of {', '.join(OBJECTIVES)}")
+        if self.objective == IMAGE_OBJECTIVE and model.input_mode != "gray":
+            raise InputError("--objective", "image colorization predicts colours from the gray frame: use --input gray")
         for option, value, low in (("--clip-frames", self.clip_frames, 2), ("--max-gap", self.max_gap, 1)):
             if value < low:
                 raise InputError(option, f"must be at least {low}, got {value}")
@@ -190,12 +194,13 @@ def _train(config: TrainConfig, resume: bool, env: Ranks) -> TrainResult:
     videos, frames_of = _training_videos(config, run_dir, env)
     torch.manual_seed(config.seed)
     model = ColorizationNet(config.model).to(env.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr_schedule[0][1])
+    trainee = _trainee(config, model).to(env.device)
+    optimizer = torch.optim.Adam(trainee.parameters(), lr=config.lr_schedule[0][1])
     fp16 = autocast_dtype(config.precision, env.device) == torch.float16
     scaler = torch.amp.GradScaler(env.device.type, enabled=fp16)
     start, elapsed = 0, 0.0
     if resume and latest is not None:
-        centers, start, elapsed = _restore(latest, model, optimizer, scaler)
+        centers, start, elapsed = _restore(latest, trainee, optimizer, scaler)
     else:
         if config.init:
             ckpt.warm_start(model, config.init)
@@ -205,13 +210,24 @@ def _train(config: TrainConfig, resume: bool, env: Ranks) -> TrainResult:
         atomic_write_json(run_dir / "config.json", config.to_dict())
         _trim_log(run_dir / "log.csv", start)
     dataset = ClipDataset(videos, centers, _clip_config(config), config.seed, frames_of)
-    return _loop(config, env, model, optimizer, scaler, dataset, centers, start, elapsed)
+    return _loop(config, env, trainee, optimizer, scaler, dataset, centers, start, elapsed)
+
+
+def _trainee(config: TrainConfig, model: ColorizationNet) -> nn.Module:
+    """What the optimizer trains: the network, with the classifier head of the image objective."""
+    if config.objective == IMAGE_OBJECTIVE:
+        return ImageColorizer(model, config.model.embed_dim, config.num_colors)
+    return model
+
+
+def _embedder(trainee: nn.Module) -> ColorizationNet:
+    return trainee.embedder if isinstance(trainee, ImageColorizer) else trainee
 
 
 def _loop(
     config: TrainConfig,
     env: Ranks,
-    model: ColorizationNet,
+    model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
     dataset: ClipDataset,
@@ -261,14 +277,15 @@ def train_step(
     dtype: torch.dtype | None = None,
 ) -> Tensor:
     """One optimizer step. x: (B, T, Cin, S, S) on the network's device; ``loss_fn`` maps the
-    embeddings (B, T, D, h, w) to the scalar loss (:func:`colortrack.train.loss.objective_loss`).
+    network's output (the embeddings (B, T, D, h, w), or an image colorizer's logits) to the
+    scalar loss (:func:`colortrack.train.loss.objective_loss`).
     The network runs under autocast to ``dtype`` (None: fp32); the loss in fp32.
     Returns the (detached) loss."""
     for group in optimizer.param_groups:
         group["lr"] = lr
     with torch.autocast(x.device.type, dtype=dtype) if dtype else nullcontext():
-        embeddings = network(x)
-    loss = loss_fn(embeddings.float())
+        outputs = network(x)
+    loss = loss_fn(outputs.float())
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.step(optimizer)
@@ -300,7 +317,7 @@ class _Window:
 def _checkpoint(
     config: TrainConfig,
     env: Ranks,
-    model: ColorizationNet,
+    model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
     centers: Tensor,
@@ -316,17 +333,22 @@ def _checkpoint(
             "elapsed": elapsed,
         }
         state = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()}
-        ckpt.save_checkpoint(config.out, step, model, meta, state, keep=config.keep_checkpoints)
+        if isinstance(model, ImageColorizer):
+            state["head"] = model.head.state_dict()
+        ckpt.save_checkpoint(config.out, step, _embedder(model), meta, state, keep=config.keep_checkpoints)
     env.barrier()
 
 
 def _restore(
-    latest: Path, model: ColorizationNet, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler
+    latest: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler
 ) -> tuple[Tensor, int, float]:
-    """Load a checkpoint into model and optimizer. Returns (centres, step, elapsed seconds)."""
+    """Load a checkpoint into model (and its classifier head) and optimizer. Returns (centres,
+    step, elapsed seconds)."""
     meta = ckpt.read_meta(latest)
-    ckpt.load_weights(model, latest)
+    ckpt.load_weights(_embedder(model), latest)
     state = ckpt.load_training_state(latest)
+    if isinstance(model, ImageColorizer):
+        model.head.load_state_dict(state["head"])
     optimizer.load_state_dict(state["optimizer"])
     scaler.load_state_dict(state["scaler"])
     ckpt.restore_rng_states(state["rng"])

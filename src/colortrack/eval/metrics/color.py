@@ -136,6 +136,7 @@ class ColorScores:
         self.psnrs: dict[str, list[float]] = {"all": [], "inside": [], "outside": []}
         self._previous: tuple[np.ndarray, np.ndarray] | None = None
         self._flicker = np.zeros(3)  # sum of predicted change, sum of true change, pixel count
+        self.frame_outliers: list[float | None] = []  # per added frame, None where not scored
 
     def add(self, pred: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None, scored: bool = True) -> None:
         """One frame: pred and truth (H, W, 3) uint8; mask (H, W) object pixels (optional).
@@ -148,12 +149,14 @@ class ColorScores:
             self._flicker += (pred_change[stable].sum(), true_change[stable].sum(), stable.sum())
         self._previous = (pred_ab, true_ab)
         if not scored:
+            self.frame_outliers.append(None)
             return
         regions = {"all": None}
         if mask is not None:
             mask = np.asarray(mask, bool)
             regions.update(inside=mask, outside=~mask)
         errors = pixel_errors(pred, truth, self.norm)
+        self.frame_outliers.append(float(100.0 * np.mean(errors > self.threshold)))
         squared = ((pred.astype(np.int32) - truth.astype(np.int32)) ** 2).sum(axis=-1)
         for region, selection in regions.items():
             chosen = errors if selection is None else errors[selection]
@@ -165,7 +168,8 @@ class ColorScores:
 
     def summary(self) -> dict:
         """psnr, psnr_inside, psnr_outside (dB), outliers, outliers_inside, outliers_outside (%),
-        curve {threshold: %}, flicker_pred, flicker_true, flicker (ab units), frames scored."""
+        curve {threshold: %}, outliers_by_frame (% of each added frame, None where not scored),
+        flicker_pred, flicker_true, flicker (ab units), frames scored."""
         out: dict = {"frames": len(self.psnrs["all"])}
         for region, suffix in (("all", ""), ("inside", "_inside"), ("outside", "_outside")):
             values = self.psnrs[region]
@@ -174,6 +178,7 @@ class ColorScores:
             out[f"outliers{suffix}"] = None if math.isnan(percent) else float(percent)
         curve = curve_from_histogram(self.histograms["all"], CURVE_THRESHOLDS)
         out["curve"] = {str(t): (None if math.isnan(p) else float(p)) for t, p in zip(CURVE_THRESHOLDS, curve)}
+        out["outliers_by_frame"] = list(self.frame_outliers)
         pred_sum, true_sum, count = self._flicker
         out["flicker_pred"] = float(pred_sum / count) if count else None
         out["flicker_true"] = float(true_sum / count) if count else None

@@ -38,6 +38,16 @@ def jpeg_uri(image: np.ndarray, quality: int = 70) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def webp_animation_uri(frames: list[np.ndarray], fps: float, quality: int = 60) -> str:
+    """Frames (H, W, 3) uint8 as a looping animated WebP data URI (plays in any current browser)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    images = [Image.fromarray(frame) for frame in frames]
+    images[0].save(buffer, format="WEBP", save_all=True, append_images=images[1:], duration=int(round(1000 / fps)), loop=0, quality=quality, method=4)
+    return "data:image/webp;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def plot_time(runs: list[EvalRun], names: list[str], bins: int = TIME_BINS) -> str:
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(6.4, 3.6))
@@ -99,10 +109,31 @@ def plot_failures(runs: list[EvalRun], stats: dict[str, OddsRatio]) -> str | Non
     return _png_uri(figure)
 
 
-def contact_sheet(runs: list[EvalRun], sequence, frames: int = SHEET_FRAMES, tile_width: int = SHEET_TILE_WIDTH) -> np.ndarray:
-    """Rows: a few frames; columns: ground truth then each method, overlays, labelled."""
+def labelled_tile(image: np.ndarray, caption: str, width: int = SHEET_TILE_WIDTH) -> np.ndarray:
+    """``image`` (H, W, 3) uint8 resized to ``width`` pixels wide, ``caption`` written at its top left."""
     import cv2
 
+    h, w = image.shape[:2]
+    tile = cv2.resize(image, (width, max(1, int(round(h * width / w)))), interpolation=cv2.INTER_AREA)
+    (text_width, text_height), baseline = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
+    band = tile[: 14 + baseline + 2, : text_width + 8]
+    band[:] = band // 3  # a dark band keeps the white caption readable on any image
+    cv2.putText(tile, caption, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    return tile
+
+
+def tile_grid(rows: list[list[np.ndarray]], gap: int = 2) -> np.ndarray:
+    """Rows of equally sized tiles (h, w, 3) uint8 joined with white ``gap``-pixel lines."""
+    joined = []
+    for tiles in rows:
+        spaced = [part for tile in tiles for part in (tile, np.full((tile.shape[0], gap, 3), 255, np.uint8))]
+        joined.append(np.concatenate(spaced[:-1], axis=1))
+        joined.append(np.full((gap, joined[-1].shape[1], 3), 255, np.uint8))
+    return np.concatenate(joined[:-1], axis=0)
+
+
+def contact_sheet(runs: list[EvalRun], sequence, frames: int = SHEET_FRAMES, tile_width: int = SHEET_TILE_WIDTH) -> np.ndarray:
+    """Rows: a few frames; columns: ground truth then each method, overlays, labelled."""
     from colortrack.io.masks import read_mask
     from colortrack.io.video import read_image
     from colortrack.io.overlay import overlay_masks
@@ -113,17 +144,10 @@ def contact_sheet(runs: list[EvalRun], sequence, frames: int = SHEET_FRAMES, til
     for t in picks:
         rgb = read_image(sequence.frame_paths[t])
         h, w = rgb.shape[:2]
-        size = (tile_width, max(1, int(round(h * tile_width / w))))
-        tiles = []
         predictions = [(run.label, run.path / sequence.name / sequence.output_name(t)) for run in runs]
+        tiles = []
         for caption, path in [("ground truth", sequence.mask_path(t)), *predictions]:
             ids = read_mask(path, size=(h, w)) if path is not None and path.is_file() else np.zeros((h, w), np.uint8)
-            tile = cv2.resize(overlay_masks(rgb, ids), size, interpolation=cv2.INTER_AREA)
-            text = f"{caption[:24]}  t={t}"
-            cv2.putText(tile, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
-            cv2.putText(tile, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
-            tiles.append(tile)
-            tiles.append(np.full((size[1], 2, 3), 255, np.uint8))
-        rows.append(np.concatenate(tiles[:-1], axis=1))
-        rows.append(np.full((2, rows[-1].shape[1], 3), 255, np.uint8))
-    return np.concatenate(rows[:-1], axis=0)
+            tiles.append(labelled_tile(overlay_masks(rgb, ids), f"{caption[:24]}  t={t}", tile_width))
+        rows.append(tiles)
+    return tile_grid(rows)
