@@ -8,6 +8,7 @@ the overlay video) in a fresh process, in the command's environment (idle OpenMP
 so its peak memory (resident set; on GPU also the peak of allocated CUDA memory) is its own. Cases, for every ``--frames`` count:
 
 * ``default``: the default preset (what ``colortrack track`` does without options);
+* ``quality``: the quality preset (``--preset quality``: first + 15 recent frames, flip fusion);
 * ``context20-local``: the default preset with 20 context frames (first + 19 recent);
 * ``context20-dense``: the same, with the affinity computed densely over every reference pixel
   and then masked to the window (how published trackers do it), for ``--dense-frames`` counts only
@@ -65,7 +66,7 @@ def write_bench_video(out: Path, num_frames: int) -> tuple[Path, Path]:
 def run_case(case: dict) -> dict:
     """Runs in the worker process: one tracking job, its timing and peak memory."""
     device = pick_device(case["device"])
-    config = resolve_preset("default")
+    config = resolve_preset(case.get("preset", "default"))
     if case["recent"] is not None:
         config = replace(config, memory=MemoryConfig(keep_first=True, recent=case["recent"]))
     if case["dense"]:
@@ -136,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             case = {"name": name, "frames": frames, "video": str(video), "mask": str(mask), "out": str(args.out),
                     "method": args.method, "device": args.device, "dense": dense,
-                    "recent": 19 if name.startswith("context20") else None}
+                    "recent": 19 if name.startswith("context20") else None,
+                    "preset": "quality" if name == "quality" else "default"}
             rows.append(spawn(case))
             print(table(rows[-1:]).splitlines()[-1], flush=True)
     markdown = table(rows)

@@ -95,8 +95,8 @@ PRESETS: dict[str, TrackConfig] = {
         short_side=240,
         precision="bf16",
     ),
-    # The default's settings with more context and test-time flip fusion: +1.9 J&F on the tuning
-    # sequences at ~2.6x the time per frame (docs/training.md, "Inference settings").
+    # The default's settings with more context and test-time flip fusion: +1.9 to +2.2 J&F on the dev
+    # sequences at ~3x the time per frame (docs/training.md, "Inference settings").
     "quality": TrackConfig(
         affinity=AffinityConfig(temperature=1.0, topk=10, radius=12),
         memory=MemoryConfig(keep_first=True, recent=15),
