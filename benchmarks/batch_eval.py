@@ -23,8 +23,7 @@ import time
 from pathlib import Path
 
 from colortrack.io.atomic import atomic_write_json
-
-TIMING = ("timing", "seconds_per_frame", "seconds")
+from colortrack.scale.share import without_timing
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,14 +35,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, required=True, help="folder for the two eval folders (emptied)")
     parser.add_argument("--out", type=Path, required=True, help="JSON results file")
     return parser.parse_args(argv)
-
-
-def without_timing(value):
-    if isinstance(value, dict):
-        return {key: without_timing(item) for key, item in value.items() if key not in TIMING}
-    if isinstance(value, list):
-        return [without_timing(item) for item in value]
-    return value
 
 
 def timed_eval(args: argparse.Namespace, out: Path, workers: int | None) -> dict:

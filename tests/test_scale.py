@@ -17,9 +17,7 @@ from colortrack.cli.main import main
 from colortrack.demo.synthetic import make_video
 from colortrack.io.davis import write_sequence
 from colortrack.scale.ranks import Ranks
-from colortrack.scale.share import recorded_failures, run_shared
-
-TIMING = ("timing", "seconds_per_frame", "seconds")
+from colortrack.scale.share import recorded_failures, run_shared, without_timing
 
 
 @pytest.fixture(scope="module")
@@ -30,15 +28,6 @@ def davis_root(tmp_path_factory) -> Path:
         video = make_video(num_frames=6, height=48, width=64, num_objects=objects, seed=seed)
         write_sequence(root, name, video.frames, video.masks)
     return root
-
-
-def without_timing(value):
-    """results.json without its timing fields (wall-clock seconds differ from run to run)."""
-    if isinstance(value, dict):
-        return {key: without_timing(item) for key, item in value.items() if key not in TIMING}
-    if isinstance(value, list):
-        return [without_timing(item) for item in value]
-    return value
 
 
 def eval_davis(root: Path, out: Path, *extra: str) -> int:

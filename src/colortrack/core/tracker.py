@@ -185,9 +185,10 @@ class LabelTracker:
         """The (key (C, h, w), labels (L, h, w)) context entry of an annotated frame."""
         if labels.shape[1:] != frame.shape[:2]:
             raise InputError("labels", f"{labels.shape[1:]} do not match the frame {frame.shape[:2]}")
+        view = view or View(self.config.short_side)
         key = self.embed(frame, view)
         values = torch.from_numpy(labels).to(self.device, torch.float32)
-        values = values.flip(-1) if view is not None and view.mirrored else values
+        values = values.flip(-1) if view.mirrored else values
         return key, _over_known(F.adaptive_avg_pool2d(values, key.shape[-2:]))
 
     def embed(self, frame: np.ndarray, view: View | None = None) -> Tensor:

@@ -28,6 +28,18 @@ if TYPE_CHECKING:
 
 Item = TypeVar("Item")
 RETRIES = 1
+# The fields of a results.json that are wall-clock times: they differ between any two runs,
+# so a batch run's results equal a single process's only without them.
+TIMING_FIELDS = ("timing", "seconds_per_frame", "seconds")
+
+
+def without_timing(value):
+    """A results.json value (dict, list or scalar) without its :data:`TIMING_FIELDS`, at any depth."""
+    if isinstance(value, dict):
+        return {key: without_timing(item) for key, item in value.items() if key not in TIMING_FIELDS}
+    if isinstance(value, list):
+        return [without_timing(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True)
