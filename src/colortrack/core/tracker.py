@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from colortrack.core.affinity import AffinityConfig, attend
+from colortrack.core.affinity import AffinityConfig, attend, compact_embedding
 from colortrack.errors import InputError
 from colortrack.models.embedders.base import Embedder
 from colortrack.core.memory import ContextMemory, MemoryConfig
@@ -168,7 +168,7 @@ class LabelTracker:
                 memory.pin(*self._annotated(frame, labels, view))
         yield first_labels.astype(np.float32, copy=False)
         for frame in stream:
-            keys = [self.embed(frame, view) for view in views]
+            keys = [compact_embedding(self.embed(frame, view)) for view in views]
             predictions = [self._predict(key, memory) for key, memory in zip(keys, memories)]
             fused = _fuse(predictions, views)
             for view, key, memory in zip(views, keys, memories):
@@ -186,7 +186,7 @@ class LabelTracker:
         if labels.shape[1:] != frame.shape[:2]:
             raise InputError("labels", f"{labels.shape[1:]} do not match the frame {frame.shape[:2]}")
         view = view or View(self.config.short_side)
-        key = self.embed(frame, view)
+        key = compact_embedding(self.embed(frame, view))
         values = torch.from_numpy(labels).to(self.device, torch.float32)
         values = values.flip(-1) if view.mirrored else values
         return key, _over_known(F.adaptive_avg_pool2d(values, key.shape[-2:]))
