@@ -36,7 +36,7 @@ from colortrack.io.masks import LabelMap, read_mask, write_mask
 from colortrack.io.overlay import overlay_masks
 from colortrack.io.video import VideoReader, VideoWriter
 from colortrack.models.registry import make_propagator, resolve_preset
-from colortrack.tasks.masks import propagate_mask
+from colortrack.tasks.masks import OVERLAY_SPEED, propagate_mask
 
 # (stage, module, attribute): the function that a stage's time is spent in (two entries of a stage
 # name: the functions of two versions of the code; the current code calls only the second). Nested stages follow their parent, indented.
@@ -167,7 +167,7 @@ def profile_track(video: Path, mask: Path, frames: int, out: Path) -> dict[str, 
         for index, (frame, ids) in enumerate(zip(decoded, masks)):
             clock(timers, "write mask PNG", write_mask, out / f"{index:05d}.png", ids)
             blended.append(clock(timers, "overlay (blend + contours)", overlay_masks, frame, ids))
-        write_video(timers, "write overlay H.264 (x264 threads included)", out / "overlay.mp4", blended, "veryfast")
+        write_video(timers, "write overlay H.264 (x264 threads included)", out / "overlay.mp4", blended, OVERLAY_SPEED)
     finally:
         timers.restore()
     return per_frame(timers, ["decode (JPEG/H.264 -> RGB)", "propagate (embed .. object id below, and the arg-max)", *listed], frames)

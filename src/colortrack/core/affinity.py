@@ -489,17 +489,43 @@ class _CertifiedTiles:
 
 
 def _candidates(windows: Tensor, count: int) -> tuple[Tensor, Tensor, Tensor]:
-    """The ``count`` best of ``windows`` (..., M, G) (any strides, any dtype) by the two-stage
-    top-k of :func:`_grouped_topk`. Returns their values (..., count) float32, sorted, their
-    indices into M * G, and a bound (...) on every candidate left out: the larger of the
-    ``count``-th group maximum and the (count+1)-th value."""
-    groups = count
-    group_max, best = windows.amax(dim=-2).float().topk(groups, dim=-1, sorted=False)
-    members = torch.gather(windows, -1, best.unsqueeze(-2).expand(*windows.shape[:-1], groups)).float()
-    scores, position = members.flatten(-2).topk(count + 1, dim=-1)
-    index = position.div(groups, rounding_mode="floor") * windows.shape[-1] + torch.gather(best, -1, position % groups)
-    left_out = torch.maximum(group_max.amin(dim=-1), scores[..., count])
-    return scores[..., :count], index[..., :count], left_out
+    """The ``count`` best of ``windows`` (..., M, G) (any strides, any dtype): the ``count``
+    groups (columns) with the largest maxima (:func:`_best_groups`), then, when M splits into
+    blocks of rows, the ``count`` blocks of those with the largest maxima, then the best of their
+    members. Returns the values (..., count) float32, sorted, their indices into M * G, and a
+    bound (...) on every candidate left out: the largest of the ``count``-th group maximum, the
+    ``count``-th block maximum and the (count+1)-th value."""
+    num_rows, num_groups = windows.shape[-2:]
+    members, columns, left_out = _best_groups(windows, count)  # (..., M, count), (..., count)
+    rows = torch.arange(num_rows, device=windows.device).view(-1, 1).expand(members.shape[-2:])
+    block = _row_block(num_rows)
+    if block is not None:  # (..., M / b, b, count) -> the blocks as groups of b members: (..., b, M / b * count)
+        blocks = members.unflatten(-2, (-1, block)).transpose(-3, -2).flatten(-2)
+        members, picked, block_max = _best_groups(blocks, count)  # (..., b, count)
+        left_out = torch.maximum(left_out, block_max)
+        slot, first_row = picked % count, picked.div(count, rounding_mode="floor") * block
+        columns = torch.gather(columns, -1, slot)
+        rows = first_row.unsqueeze(-2) + torch.arange(block, device=windows.device).view(-1, 1)  # (..., b, count)
+    scores, position = members.flatten(-2).float().topk(count + 1, dim=-1)
+    row = torch.gather(rows.expand(members.shape).flatten(-2), -1, position)
+    index = row * num_groups + torch.gather(columns, -1, position % count)
+    return scores[..., :count], index[..., :count], torch.maximum(left_out, scores[..., count])
+
+
+def _best_groups(candidates: Tensor, count: int) -> tuple[Tensor, Tensor, Tensor]:
+    """candidates: (..., M, G), M members of G groups. Returns the members of the ``count`` groups
+    with the largest maxima (..., M, count), those groups (..., count), and the smallest of their
+    maxima (...) float32, which no member of another group exceeds."""
+    group_max, best = candidates.amax(dim=-2).float().topk(count, dim=-1, sorted=False)
+    members = torch.gather(candidates, -1, best.unsqueeze(-2).expand(*candidates.shape[:-1], count))
+    return members, best, group_max.amin(dim=-1)
+
+
+@functools.lru_cache(maxsize=16)
+def _row_block(rows: int) -> int | None:
+    """A divisor of ``rows`` near its square root (blocks of rows for :func:`_candidates`), or None."""
+    divisors = [size for size in range(3, rows) if rows % size == 0]
+    return min(divisors, key=lambda size: abs(size * size - rows), default=None)
 
 
 def _side_by_side(run: Callable[[list], list], work: list) -> list:
@@ -693,6 +719,7 @@ def _topk(similarity: Tensor, k: int) -> tuple[Tensor, Tensor]:
     if count is None:
         return similarity.topk(k, dim=-1)
     return _grouped_topk(similarity.unflatten(-1, (-1, count)), k)
+
 
 
 def _grouped_topk(grouped: Tensor, k: int) -> tuple[Tensor, Tensor]:
