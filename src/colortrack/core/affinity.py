@@ -19,6 +19,10 @@ Two optional restrictions (colourization, :mod:`colortrack.tasks.colorize`):
 
 :func:`affinity_topk` returns the sparse affinity itself (the top-k weights and where they point)
 instead of applying it to values; it runs the same code as :func:`attend`.
+
+Queries and keys given in bfloat16 (a bfloat16 encoder's embeddings, :func:`compact_embedding`)
+are scored in bfloat16 on CPU where that is proven to select the float32 top-k, whose weights are
+then computed in float32 (:class:`_CertifiedTiles`): the same output as float32 inputs.
 """
 
 from __future__ import annotations
@@ -297,7 +301,18 @@ class _ExactTiles:
     """A tile's float32 similarities (:func:`_tile_similarity`), its top-k and reduction. The
     cells-last maps are built on first use (:meth:`layout`), once."""
 
-    def __init__(self, queries, keys, values, config, tile, pad, reduce, groups):
+    def __init__(
+        self,
+        queries: Tensor,
+        keys: Tensor,
+        values: Tensor,
+        config: AffinityConfig,
+        tile: tuple[int, int],
+        pad: tuple[int, int],
+        reduce: _Reduction,
+        groups: tuple[Tensor, Tensor] | None,
+    ):
+        """queries (B, C, h, w), keys (B, N, C, h, w), values (B, H', W', N, L) cells-last and padded."""
         self.inputs = (queries, keys, groups)
         self.values, self.config, self.tile_shape, self.pad, self.reduce = values, config, tile, pad, reduce
         self.num_refs = keys.shape[1]
@@ -406,7 +421,18 @@ class _CertifiedTiles:
     near the CPU's peak); the window of target (t, x) is a view of it.
     """
 
-    def __init__(self, queries, keys, values, config, tile, pad, reduce, fallback: _ExactTiles):
+    def __init__(
+        self,
+        queries: Tensor,
+        keys: Tensor,
+        values: Tensor,
+        config: AffinityConfig,
+        tile: tuple[int, int],
+        pad: tuple[int, int],
+        reduce: _Reduction,
+        fallback: _ExactTiles,
+    ):
+        """As :class:`_ExactTiles`, with queries and keys in bfloat16; ``fallback`` scores in float32."""
         self.values, self.config, self.tile_shape, self.reduce, self.fallback = values, config, tile, reduce, fallback
         self.size = queries.shape[-2:]
         self.num_refs = keys.shape[1]

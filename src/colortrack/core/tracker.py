@@ -29,7 +29,9 @@ class TrackConfig:
     both sides are rounded to a multiple of the embedder's stride. None keeps the native size.
     Configs saved before the rename (``input_height``, which fixed the height) load as this.
     precision: autocast of a neural embedder (an ``nn.Module``): fp32, bf16, fp16 or auto (see
-    :func:`colortrack.core.precision.autocast_dtype`); hand-made embedders and the affinity stay fp32.
+    :func:`colortrack.core.precision.autocast_dtype`); hand-made embedders stay fp32. A bf16 encoder's
+    embeddings are kept in bf16 on CPUs with bf16 instructions, where the affinity scores them with
+    the fp32 top-k and weights (:func:`colortrack.core.affinity.compact_embedding`).
     flip / extra_short_sides: test-time fusion. Each frame is also tracked mirrored, and/or at these
     further short sides, each view with its own context; every frame's label is the mean of the
     views' predictions (on the grid of ``short_side``) and each view keeps that fused label in its
