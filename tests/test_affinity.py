@@ -3,7 +3,7 @@ import threading
 import pytest
 import torch
 
-from colortrack.core.affinity import AffinityConfig, affinity_topk, attend, attend_dense
+from colortrack.core.affinity import AffinityConfig, _native_bf16, affinity_topk, attend, attend_dense
 
 
 def random_inputs(seed=0, batch=2, refs=3, channels=8, labels=5, height=9, width=11):
@@ -225,7 +225,7 @@ def counting_calls(monkeypatch, method: str) -> list:
     return calls
 
 
-@pytest.mark.skipif(not torch.cpu._is_avx512_bf16_supported(), reason="bfloat16 scoring needs a CPU with bfloat16 instructions")
+@pytest.mark.skipif(not _native_bf16(), reason="bfloat16 scoring needs a CPU with bfloat16 instructions")
 def test_bf16_embeddings_get_the_float32_top_k_and_weights(monkeypatch):
     queries, keys, values = smooth_bf16_inputs()
     config = AffinityConfig(temperature=1.0, topk=10, radius=12)
@@ -243,7 +243,7 @@ def test_bf16_embeddings_get_the_float32_top_k_and_weights(monkeypatch):
     assert torch.allclose(weights, expected_weights, atol=1e-6)
 
 
-@pytest.mark.skipif(not torch.cpu._is_avx512_bf16_supported(), reason="bfloat16 scoring needs a CPU with bfloat16 instructions")
+@pytest.mark.skipif(not _native_bf16(), reason="bfloat16 scoring needs a CPU with bfloat16 instructions")
 def test_bf16_tiles_without_a_proof_are_scored_in_float32(monkeypatch):
     """Cells that all hold one of 3 embeddings: ties everywhere, no k-th candidate beats the ones
     left out, and those tiles are done in float32."""
@@ -262,7 +262,7 @@ def test_bf16_tiles_without_a_proof_are_scored_in_float32(monkeypatch):
 
 
 def test_compact_embeddings_are_bf16_only_where_that_loses_nothing():
-    from colortrack.core.affinity import _native_bf16, compact_embedding
+    from colortrack.core.affinity import compact_embedding
 
     exact = torch.randn(4, 5, 6).bfloat16().float()
     assert torch.equal(compact_embedding(exact).float(), exact)

@@ -55,6 +55,7 @@ def test_inference_layout_encodes_the_same_numbers() -> None:
         expected = model.encode(frames)
         fast = model.for_inference()
         assert fast.trunk.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+        assert fast.head[0].weight.is_contiguous(memory_format=torch.channels_last_3d)
         torch.testing.assert_close(fast.encode(frames), expected, rtol=1e-5, atol=1e-5)
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from colortrack.core.affinity import AffinityConfig
+from colortrack.core.affinity import AffinityConfig, _native_bf16
 from colortrack.models.baselines import FarnebackPropagator, FlowPropagator, IdentityPropagator
 from colortrack.models.embedders.color import LabPatchEmbedder
 from colortrack.io.masks import LabelMap
@@ -188,7 +188,7 @@ def test_quality_preset_is_the_default_with_more_context_and_flip_fusion():
     assert quality == replace(default, memory=replace(default.memory, recent=15), flip=True)
 
 
-@pytest.mark.skipif(not torch.cpu._is_avx512_bf16_supported(), reason="bfloat16 scoring needs a CPU with bfloat16 instructions")
+@pytest.mark.skipif(not _native_bf16(), reason="bfloat16 scoring needs a CPU with bfloat16 instructions")
 def test_the_shipped_model_tracks_the_same_with_its_embeddings_scored_in_bf16(monkeypatch):
     """The default preset's bf16 encoder makes bfloat16 embeddings; the tracker keeps them as such
     and the affinity scores them in bfloat16 with the float32 top-k (colortrack.core.affinity)."""

@@ -389,7 +389,9 @@ def compact_embedding(embedding: Tensor) -> Tensor:
 
 @functools.cache
 def _native_bf16() -> bool:
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX); torch has no public test."""
+    checks = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return any(check() for check in checks if check is not None)
 
 
 # bfloat16 keeps 8 significant bits: rounding to nearest moves a value by at most 2**-8 of itself
