@@ -282,7 +282,7 @@ def _attend_local(
     differentiable = torch.is_grad_enabled() and (queries.requires_grad or keys.requires_grad)
     tiles = exact = _ExactTiles(queries, keys, values, config, tile, pad, reduce, groups)
     if exact.grouped and not differentiable and _bf16_inputs(queries, keys) and _certifiable(config, keys.shape[1]):
-        tiles = _CertifiedTiles(queries, keys, values, config, tile, pad, reduce, exact)
+        tiles = _CertifiedTiles(exact)
     else:
         exact.layout()  # built here: in the caller's threads and under its autograd
 
@@ -423,19 +423,12 @@ class _CertifiedTiles:
     near the CPU's peak); the window of target (t, x) is a view of it.
     """
 
-    def __init__(
-        self,
-        queries: Tensor,
-        keys: Tensor,
-        values: Tensor,
-        config: AffinityConfig,
-        tile: tuple[int, int],
-        pad: tuple[int, int],
-        reduce: _Reduction,
-        fallback: _ExactTiles,
-    ):
-        """As :class:`_ExactTiles`, with queries and keys in bfloat16; ``fallback`` scores in float32."""
-        self.values, self.config, self.tile_shape, self.reduce, self.fallback = values, config, tile, reduce, fallback
+    def __init__(self, fallback: _ExactTiles):
+        """The work of ``fallback`` (its queries and keys in bfloat16), which scores in float32 the
+        tiles that lack the proof."""
+        (queries, keys, _), pad = fallback.inputs, fallback.pad
+        self.values, self.config, self.tile_shape, self.reduce = fallback.values, fallback.config, fallback.tile_shape, fallback.reduce
+        self.fallback, config = fallback, fallback.config
         self.size = queries.shape[-2:]
         self.num_refs = keys.shape[1]
         offset = (queries.float() * keys[:, -1].float()).sum(1).bfloat16()  # (B, h, w)
