@@ -223,7 +223,7 @@ class ColorizationNet(nn.Module):
         embedded alone and T does not matter.
         """
         x = rgb_to_input(frames, self.config.input_mode)
-        return self(x[None])[0].float()
+        return self(x[None])[0].float().contiguous()  # not the head's NHWC
 
 
 def _conv3x3(in_channels: int, out_channels: int, stride: int, dilation: int) -> nn.Conv2d:
