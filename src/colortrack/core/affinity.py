@@ -432,14 +432,16 @@ class _CertifiedTiles:
         self.fallback, config = fallback, fallback.config
         self.size = queries.shape[-2:]
         self.num_refs = keys.shape[1]
-        offset = (queries.float() * keys[:, -1].float()).sum(1).bfloat16()  # (B, h, w)
+        exact = queries.float()
+        offset = (exact * keys[:, -1]).sum(1).bfloat16()  # (B, h, w)
         augmented = torch.cat([queries, torch.ones_like(queries[:, :1]), -offset[:, None]], 1)
         self.queries = _cells_last(augmented[:, None], 0, pad)[:, :, :, 0]  # (B, h', w', C+2) bfloat16
         self.keys = _padded_keys(keys, config.radius, pad, torch.bfloat16, ones=True)  # (B, H', W', N, C+2)
         self.key_rows = _padded_keys(keys, config.radius, pad, torch.bfloat16, ones=True, rows_first=True).flatten(3)  # (B, H', C+2, W' * N)
-        exact = torch.cat([queries.float() / config.temperature, torch.ones_like(offset[:, None]).float()], 1)
+        largest_key = torch.maximum(keys.amax(), -keys.amin()).float()  # no temporary of the keys' size
+        magnitude = exact.abs().sum(1) * largest_key  # bounds the sum of the products' magnitudes
+        exact = torch.cat([exact / config.temperature, torch.ones_like(offset[:, None]).float()], 1)
         self.exact_queries = _cells_last(F.pad(exact, (0, 0, 0, 0, 0, 1))[:, None], 0, pad)[:, :, :, 0]  # (B, h', w', C+2)
-        magnitude = queries.float().abs().sum(1) * keys.abs().amax().float()  # bounds the sum of the products' magnitudes
         self.slack = _SUM_ROUNDING * (magnitude + offset.float().abs())  # (B, h, w)
 
     def buffer(self) -> Tensor:
