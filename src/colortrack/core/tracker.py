@@ -197,7 +197,7 @@ class LabelTracker:
         """frame: (H, W, 3) uint8 RGB, shown as ``view`` (default: the config's short side, unmirrored).
         Returns (C, h, w) on the tracker's device."""
         view = view or View(self.config.short_side)
-        image = torch.from_numpy(np.require(frame, requirements="W")).to(self.device).permute(2, 0, 1)[None].float() / 255.0
+        image = torch.from_numpy(np.require(frame, requirements="W")).to(self.device).permute(2, 0, 1)[None].float().div_(255.0)
         image = image.flip(-1) if view.mirrored else image
         size = input_size(frame.shape[:2], view.short_side, self.embedder.stride)
         image = F.interpolate(image, size=size, mode="bilinear", antialias=True)
