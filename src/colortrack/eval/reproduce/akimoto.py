@@ -48,24 +48,26 @@ class AkimotoConfig:
 
 def reproduce_akimoto(config: AkimotoConfig, out: Path, device: str = "auto", progress: bool = True) -> dict:
     """Run (or resume) one ``eval colorize`` per reference setting into ``out/colorize/<refs>``
-    and write ``out/results.json`` and ``out/index.html``; returns the results."""
+    (all settings of a sequence at once, sharing its frames, embeddings, instance tracks and dense
+    tracking steps: :func:`colortrack.eval.colorize.evaluate_colorize_grid`) and write
+    ``out/results.json`` and ``out/index.html``; returns the results."""
     from colortrack.core.tracker import pick_device
-    from colortrack.eval.colorize import run_colorize_eval
+    from colortrack.eval.colorize import run_colorize_grid
     from colortrack.tasks.colorize import colorize_overrides, default_short_side
 
     out = Path(out)
     claim_output(out, {"paper": "akimoto", **asdict(config)})
     dataset = DavisDataset(config.davis, config.resolution, config.sequences)
     short_side = default_short_side(config.embedder) if config.short_side is None else (config.short_side or None)
-    steps = Steps(len(config.refs), progress)
-    found = {}
-    for refs in config.refs:
-        folder = out / "colorize" / refs
-        steps.start(f"eval colorize --refs {refs} --method {','.join(config.methods())}", folder)
-        found[refs] = run_colorize_eval(
-            dataset, refs, config.methods(), config.embedder, folder, pick_device(device),
-            colorize_overrides(config.embedder), short_side, config.max_frames, config.refiner, progress,
-        )
+    folders = {out / "colorize" / refs: refs for refs in config.refs}
+    Steps(1, progress).start(
+        f"eval colorize --refs {','.join(config.refs)} --method {','.join(config.methods())}", out / "colorize"
+    )
+    grid = run_colorize_grid(
+        dataset, folders, config.methods(), config.embedder, pick_device(device), colorize_overrides(config.embedder),
+        short_side, config.max_frames, config.refiner, progress,
+    )
+    found = {refs: grid[folder] for folder, refs in folders.items()}
     results = _results(config, dataset, found)
     write_outputs(out, results, _page(results))
     return results
