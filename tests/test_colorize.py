@@ -281,6 +281,20 @@ def test_ab_of_uint8_frames_equals_the_lab_conversion():
     assert np.abs(rgb_to_ab(frame) - lab[1:].permute(1, 2, 0).numpy()).max() < 1e-3
 
 
+def test_frames_are_shrunk_to_a_short_side_and_masks_keep_their_ids():
+    from colortrack.eval.colorize import at_short_side
+
+    frames = np.zeros((2, 60, 100, 3), np.uint8)
+    frames[:, :, 50:] = 200
+    masks = np.zeros((2, 60, 100), np.uint8)
+    masks[:, 30:, :] = 3
+    masks[:, :, 98:] = 255
+    small, small_masks = at_short_side(frames, masks, 30)
+    assert small.shape == (2, 30, 50, 3) and small_masks.shape == (2, 30, 50)
+    assert set(np.unique(small_masks)) == {0, 3, 255} and small[0, 0, 0, 0] == 0 and small[0, 0, -1, 0] == 200
+    assert at_short_side(frames, masks, 60)[0] is frames and at_short_side(frames, masks, None)[1] is masks
+
+
 def test_the_shared_grid_scores_each_setting_and_method_as_colourized_alone(davis_root, tmp_path):
     """Four reference settings of a sequence at once (frames embedded once, instances tracked once
     per first reference, dense tracking shared, the plain attention's confidence reused) score as

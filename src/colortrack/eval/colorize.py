@@ -25,6 +25,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -109,6 +110,7 @@ class ColorEvalConfig:
     max_frames: int | None
     sequences: list[str]
     refiner: str | None = None
+    frame_short_side: int | None = None
 
 
 def run_colorize_eval(
@@ -124,13 +126,17 @@ def run_colorize_eval(
     refiner: str | None = None,
     progress: bool = True,
     ranks: Ranks | None = None,
+    frame_short_side: int | None = None,
 ) -> dict | None:
     """``colortrack eval colorize``: :func:`evaluate_colorize` of the embedder named ``embedder``
     (``model``, ``gray`` or a checkpoint) with its settings recorded as the folder's configuration.
     overrides: :func:`colortrack.tasks.colorize.colorize_overrides`; refiner: the weights of the
-    ``+refine`` methods. None on a torchrun rank other than the first."""
+    ``+refine`` methods; frame_short_side: larger frames (and masks) are first shrunk to this
+    shorter side, then colourized and scored at that size (None: native). None on a torchrun rank
+    other than the first."""
     found = run_colorize_grid(
-        dataset, {Path(out_dir): refs}, methods, embedder, device, overrides, short_side, max_frames, refiner, progress, ranks
+        dataset, {Path(out_dir): refs}, methods, embedder, device, overrides, short_side, max_frames, refiner, progress,
+        ranks, frame_short_side,
     )
     return None if found is None else found[Path(out_dir)]
 
@@ -147,6 +153,7 @@ def run_colorize_grid(
     refiner: str | None = None,
     progress: bool = True,
     ranks: Ranks | None = None,
+    frame_short_side: int | None = None,
 ) -> dict[Path, dict] | None:
     """:func:`run_colorize_eval` of several reference settings at once (folder -> setting), as
     :func:`evaluate_colorize_grid` shares the work. Returns folder -> results (None on a torchrun
@@ -156,6 +163,8 @@ def run_colorize_grid(
     methods = check_methods(list(methods))
     if max_frames is not None and max_frames < 2:
         raise InputError("--max-frames", f"must be at least 2, got {max_frames}")
+    if frame_short_side is not None and frame_short_side < 8:
+        raise InputError("--frame-short-side", f"must be at least 8, got {frame_short_side}")
     configs = {
         Path(folder): ColorEvalConfig(
             root=str(dataset.root),
@@ -167,6 +176,7 @@ def run_colorize_grid(
             max_frames=max_frames,
             sequences=dataset.names,
             refiner=refiner if any(name.endswith(REFINE_SUFFIX) for name in methods) else None,
+            frame_short_side=frame_short_side,
         )
         for folder, refs in folders.items()
     }
@@ -211,7 +221,7 @@ def evaluate_colorize_grid(
             problem = f"sequence '{sequence.name}' has {len(sequence)} frames but {len(sequence.mask_paths)} masks"
             raise InputError(sequence.mask_paths[0].parent, f"{problem}: eval colorize needs a mask on every frame")
     for out_dir, config in configs.items():
-        RunFolder.open(out_dir, asdict(config)).claim(defaults={"refiner": None})  # folders from before refinement
+        RunFolder.open(out_dir, asdict(config)).claim(defaults={"refiner": None, "frame_short_side": None})  # older folders
     first_dir, first = next(iter(configs.items()))
     methods = [*check_methods(list(first.methods)), *BASELINES]
     refiner = None
@@ -284,8 +294,8 @@ class _Video:
     taken from the plain attention of the same setting (the same computation), is not counted."""
 
     def __init__(self, sequence: DavisSequence, embedder: Embedder, config: ColorEvalConfig, device, refiner):
-        self.frames = sequence.read_frames()[: config.max_frames]
-        self.masks = sequence.read_masks()[: len(self.frames)]
+        frames = sequence.read_frames()[: config.max_frames]
+        self.frames, self.masks = at_short_side(frames, sequence.read_masks()[: len(frames)], config.frame_short_side)
         self.objects = (self.masks > 0) & (self.masks != 255)
         self.device = device
         self.colorizer = Colorizer(embedder, _method_config("propagate", config), device, refiner)
@@ -401,6 +411,18 @@ class _Video:
             found = CandidateSets(self.embeddings, references, method.spatiotemporal, self.steps)
             self._candidates[key] = (found, time.perf_counter() - start)
         return self._candidates[key]
+
+
+def at_short_side(frames: np.ndarray, masks: np.ndarray, short_side: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """frames (T, H, W, 3) uint8 (area interpolation) and masks (T, H, W) ids (nearest) shrunk so
+    that their shorter side has ``short_side`` pixels; as they are for None or when not larger."""
+    height, width = frames.shape[1:3]
+    if short_side is None or min(height, width) <= short_side:
+        return frames, masks
+    scale = short_side / min(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resized = np.stack([cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames])
+    return resized, np.stack([cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST) for mask in masks])
 
 
 def _same_plain_attention(spatiotemporal: ColorizeConfig, reference: ColorizeConfig) -> bool:
