@@ -113,34 +113,6 @@ class ColorEvalConfig:
     frame_short_side: int | None = None
 
 
-def run_colorize_eval(
-    dataset: DavisDataset,
-    refs: str,
-    methods: list[str],
-    embedder: str,
-    out_dir: Path,
-    device: torch.device,
-    overrides: dict,
-    short_side: int | None,
-    max_frames: int | None = None,
-    refiner: str | None = None,
-    progress: bool = True,
-    ranks: Ranks | None = None,
-    frame_short_side: int | None = None,
-) -> dict | None:
-    """``colortrack eval colorize``: :func:`evaluate_colorize` of the embedder named ``embedder``
-    (``model``, ``gray`` or a checkpoint) with its settings recorded as the folder's configuration.
-    overrides: :func:`colortrack.tasks.colorize.colorize_overrides`; refiner: the weights of the
-    ``+refine`` methods; frame_short_side: larger frames (and masks) are first shrunk to this
-    shorter side, then colourized and scored at that size (None: native). None on a torchrun rank
-    other than the first."""
-    found = run_colorize_grid(
-        dataset, {Path(out_dir): refs}, methods, embedder, device, overrides, short_side, max_frames, refiner, progress,
-        ranks, frame_short_side,
-    )
-    return None if found is None else found[Path(out_dir)]
-
-
 def run_colorize_grid(
     dataset: DavisDataset,
     folders: dict[Path, str],
@@ -155,9 +127,13 @@ def run_colorize_grid(
     ranks: Ranks | None = None,
     frame_short_side: int | None = None,
 ) -> dict[Path, dict] | None:
-    """:func:`run_colorize_eval` of several reference settings at once (folder -> setting), as
-    :func:`evaluate_colorize_grid` shares the work. Returns folder -> results (None on a torchrun
-    rank other than the first)."""
+    """``colortrack eval colorize`` (one folder) and ``reproduce akimoto`` (one per reference
+    setting): :func:`evaluate_colorize_grid` of the embedder named ``embedder`` (``model``,
+    ``gray`` or a checkpoint) for each folder's reference setting, the settings recorded as the
+    folders' configurations. overrides: :func:`colortrack.tasks.colorize.colorize_overrides`;
+    refiner: the weights of the ``+refine`` methods; frame_short_side: larger frames (and masks)
+    are first shrunk to this shorter side, then colourized and scored at that size (None: native).
+    Returns folder -> results (None on a torchrun rank other than the first)."""
     from colortrack.tasks.colorize import make_embedder
 
     methods = check_methods(list(methods))
