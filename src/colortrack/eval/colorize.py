@@ -319,6 +319,7 @@ class _Video:
             summary = self._score(name, predicted, true_ab)
             summary["seconds_per_frame"] = seconds / len(self.frames)
             results[name] = summary
+        self._candidates.clear()  # a setting's own: the memory goes back before the next one
         return results
 
     def _score(self, name: str, predicted: list, true_ab: dict) -> dict:
