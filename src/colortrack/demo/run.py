@@ -247,7 +247,8 @@ def _points(scene: Scene, trackers: dict, config: DemoConfig) -> TaskResult:
     note = (
         f"{len(scene.names)} corners, {len(scene.names) // len(scene.objects)} per object, given on frame 0. PCK in %: a point is correct within "
         "alpha x sqrt(visible area of its object) of the truth (BADJA's size), scored on the frames after 0 where it is "
-        f"visible; a point reported lost there counts as wrong. The last columns: PCK@{PCK_ALPHAS[0]:g} of each object's points."
+        f"visible; a point reported lost there counts as wrong. The last columns: PCK@{PCK_ALPHAS[0]:g} of each object's points "
+        "(the ball turns 150 degrees in the image plane over the clip, the astronaut's points are hidden by the cat for a while)."
     )
     return TaskResult("keypoints", metrics, scores, seconds, views, note)
 

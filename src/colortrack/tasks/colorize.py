@@ -50,6 +50,7 @@ from colortrack.core.affinity import AffinityConfig, affinity_topk, attend
 from colortrack.models.embedders.base import Embedder
 from colortrack.defaults import COLORIZE_METHODS, DEFAULT_COLORIZE_METHOD, GRAY_EMBEDDER, SHIPPED_MODEL
 from colortrack.errors import InputError
+from colortrack.io.sources import parse_reference
 from colortrack.core.lab import lab_to_rgb, rgb_to_lab, rgb_to_lightness
 from colortrack.core.memory import ContextMemory, MemoryConfig
 from colortrack.core.precision import PRECISIONS, autocast
@@ -711,16 +712,6 @@ def _ids_on_grid(mask: np.ndarray, grid: tuple[int, int], device: torch.device) 
 
 
 # ----------------------------------------------------------------------------- references
-
-
-def parse_reference(text: str) -> tuple[Path, int]:
-    """``IMAGE[@FRAME_INDEX]`` -> (path, index); no index means frame 0."""
-    path, sep, index = text.rpartition("@")
-    if sep and index.isdigit() and path:
-        return Path(path), int(index)
-    if sep and path and not Path(text).exists():
-        raise InputError(text, f"frame index '{index}' after '@' is not a whole number")
-    return Path(text), 0
 
 
 def embedder_temperature(spec: str) -> float:
