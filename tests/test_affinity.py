@@ -269,3 +269,20 @@ def test_compact_embeddings_are_bf16_only_where_that_loses_nothing():
     assert compact_embedding(exact).dtype == (torch.bfloat16 if _native_bf16() else torch.float32)
     inexact = exact + 1e-4
     assert compact_embedding(inexact) is inexact
+
+
+def test_key_layouts_reuse_the_threads_tensor_and_hold_only_the_new_keys():
+    """A frame's padded key layout is rebuilt in the tensor of the previous frame (no fresh pages)."""
+    from colortrack.core.affinity import _padded_keys
+
+    first = random_inputs(seed=12, batch=1, refs=3)[1].float()
+    second = first + 1.0
+    for rows_first in (False, True):
+        earlier = _padded_keys(first, 2, (1, 0), torch.bfloat16, ones=True, rows_first=rows_first)
+        pointer = earlier.data_ptr()
+        later = _padded_keys(second, 2, (1, 0), torch.bfloat16, ones=True, rows_first=rows_first)
+        assert later.data_ptr() == pointer
+        with torch.enable_grad():
+            fresh = _padded_keys(second.requires_grad_(), 2, (1, 0), torch.bfloat16, ones=True, rows_first=rows_first)
+        second.requires_grad_(False)
+        assert fresh.data_ptr() != pointer and torch.equal(later, fresh.detach())

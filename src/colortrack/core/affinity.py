@@ -345,7 +345,8 @@ class _ExactTiles:
 
     def buffer(self) -> Tensor:
         tile_h, tile_w = self.tile_shape
-        return self.values.new_empty((tile_h, 2 * self.config.radius + 1, tile_w, self.row_len))
+        shape = (tile_h, 2 * self.config.radius + 1, tile_w, self.row_len)
+        return _scratch(("similarities",), shape, torch.float32, self.values.device, zeroed=False)
 
     def tile(self, b: int, ty: int, tx: int, buffer: Tensor | None) -> Tensor:
         """The reduced tile (th, tw, L') of batch item b at tile row ty, tile column tx."""
@@ -431,20 +432,22 @@ class _CertifiedTiles:
         self.fallback, config = fallback, fallback.config
         self.size = queries.shape[-2:]
         self.num_refs = keys.shape[1]
-        offset = (queries.float() * keys[:, -1].float()).sum(1).bfloat16()  # (B, h, w)
+        exact = queries.float()
+        offset = (exact * keys[:, -1]).sum(1).bfloat16()  # (B, h, w)
         augmented = torch.cat([queries, torch.ones_like(queries[:, :1]), -offset[:, None]], 1)
         self.queries = _cells_last(augmented[:, None], 0, pad)[:, :, :, 0]  # (B, h', w', C+2) bfloat16
         self.keys = _padded_keys(keys, config.radius, pad, torch.bfloat16, ones=True)  # (B, H', W', N, C+2)
         self.key_rows = _padded_keys(keys, config.radius, pad, torch.bfloat16, ones=True, rows_first=True).flatten(3)  # (B, H', C+2, W' * N)
-        exact = torch.cat([queries.float() / config.temperature, torch.ones_like(offset[:, None]).float()], 1)
+        largest_key = torch.maximum(keys.amax(), -keys.amin()).float()  # no temporary of the keys' size
+        magnitude = exact.abs().sum(1) * largest_key  # bounds the sum of the products' magnitudes
+        exact = torch.cat([exact / config.temperature, torch.ones_like(offset[:, None]).float()], 1)
         self.exact_queries = _cells_last(F.pad(exact, (0, 0, 0, 0, 0, 1))[:, None], 0, pad)[:, :, :, 0]  # (B, h', w', C+2)
-        magnitude = queries.float().abs().sum(1) * keys.abs().amax().float()  # bounds the sum of the products' magnitudes
         self.slack = _SUM_ROUNDING * (magnitude + offset.float().abs())  # (B, h, w)
 
     def buffer(self) -> Tensor:
         tile_h, tile_w = self.tile_shape
-        row_len = (tile_w + 2 * self.config.radius) * self.num_refs
-        return self.keys.new_empty((tile_h + 2 * self.config.radius, tile_h * tile_w, row_len))
+        shape = (tile_h + 2 * self.config.radius, tile_h * tile_w, (tile_w + 2 * self.config.radius) * self.num_refs)
+        return _scratch(("similarities",), shape, torch.bfloat16, self.keys.device, zeroed=False)
 
     def tile(self, b: int, ty: int, tx: int, buffer: Tensor | None) -> Tensor:
         config, radius, num_refs = self.config, self.config.radius, self.num_refs
@@ -617,18 +620,19 @@ def _padded_keys(
     """keys (B, N, C, h, w) -> (B, h + 2r + pad_y, w + 2r + pad_x, N, C+1) of ``dtype``, cells-last
     and padded as :func:`_cells_last` with zeros and one more channel: 0 inside the image,
     -BLOCKED outside; with ``ones``, a last channel of ones too (C+2). Built in place, one copy.
-    ``rows_first``: laid out (B, H', C+1, W', N) instead, each row of cells a matrix."""
+    ``rows_first``: laid out (B, H', C+1, W', N) instead, each row of cells a matrix. Without
+    autograd, the tensor of this thread's previous call of the same layout is reused (:func:`_scratch`)."""
     batch, count, channels, height, width = keys.shape
     size_y, size_x, depth = height + 2 * radius + pad[0], width + 2 * radius + pad[1], channels + 1 + ones
-    if rows_first:
-        stored = keys.new_zeros((batch, size_y, depth, size_x, count), dtype=dtype)
-        padded = stored.permute(0, 1, 3, 4, 2)
-    else:
-        stored = padded = keys.new_zeros((batch, size_y, size_x, count, depth), dtype=dtype)
+    shape = (batch, size_y, depth, size_x, count) if rows_first else (batch, size_y, size_x, count, depth)
+    differentiable = torch.is_grad_enabled() and keys.requires_grad
+    stored = keys.new_zeros(shape, dtype=dtype) if differentiable else _scratch(("keys", rows_first), shape, dtype, keys.device)
+    padded = stored.permute(0, 1, 3, 4, 2) if rows_first else stored
     inside = padded[:, radius : radius + height, radius : radius + width]
     padded[..., channels] = -_BLOCKED
     if rows_first:  # rows of w cells copied whole first, then the frames interleaved: 1.4x faster than at once
-        staged = keys.permute(0, 3, 2, 1, 4).contiguous()  # (B, h, C, N, w)
+        staged = _scratch(("staged keys",), (batch, height, channels, count, width), keys.dtype, keys.device, zeroed=False)
+        staged.copy_(keys.permute(0, 3, 2, 1, 4))  # (B, h, C, N, w)
         inside[..., :channels] = staged.permute(0, 1, 4, 3, 2)
     else:
         inside[..., :channels] = keys.permute(0, 3, 4, 1, 2)
@@ -636,6 +640,26 @@ def _padded_keys(
     if ones:
         padded[..., channels + 1] = 1.0
     return stored
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(
+    name: tuple, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, zeroed: bool = True
+) -> Tensor:
+    """A tensor (zeroed, or as left) for this thread's ``name`` and ``dtype``: the one of its
+    previous call when shape and device are the same (they are, frame after frame). Allocating the
+    12 MB of a frame's key layout afresh costs a page fault per 4 KB (6.6 against 2.5 ms a layout
+    on CPU); one tensor per name and thread is kept, until the shape changes or the thread ends."""
+    name, wanted = (*name, dtype), (tuple(shape), device)
+    kept = getattr(_SCRATCH, "tensors", None)
+    if kept is None:
+        kept = _SCRATCH.tensors = {}
+    if name in kept and kept[name][0] == wanted:
+        return kept[name][1].zero_() if zeroed else kept[name][1]
+    kept[name] = (wanted, torch.zeros(shape, dtype=dtype, device=device))
+    return kept[name][1]
 
 
 def _cells_last(maps: Tensor, margin: int, pad: tuple[int, int], fill: float = 0.0) -> Tensor:
