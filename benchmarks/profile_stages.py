@@ -36,7 +36,7 @@ from colortrack.io.masks import LabelMap, read_mask, write_mask
 from colortrack.io.overlay import overlay_masks
 from colortrack.io.video import VideoReader, VideoWriter
 from colortrack.models.registry import make_propagator, resolve_preset
-from colortrack.tasks.masks import propagate_mask
+from colortrack.tasks.masks import OVERLAY_SPEED, propagate_mask
 
 # (stage, module, attribute): the function that a stage's time is spent in (two entries of a stage
 # name: the functions of two versions of the code; the current code calls only the second). Nested stages follow their parent, indented.
@@ -48,6 +48,12 @@ TRACK_STAGES = [
     ("  pad keys", "colortrack.core.affinity", "_padded_keys"),
     ("  gather window rows", "colortrack.core.affinity", "_window_rows"),
     ("  similarities (matrix products)", "colortrack.core.affinity", "_tile_similarity"),
+    ("  bf16 layouts (keys, queries, offsets)", "colortrack.core.affinity", "_CertifiedTiles.__init__"),
+    ("  bf16 similarities (matrix products)", "colortrack.core.affinity", "_CertifiedTiles._windows"),
+    ("  bf16 candidates (two-stage top-k + bound)", "colortrack.core.affinity", "_candidates"),
+    ("  proof (k-th kept beats the bound)", "colortrack.core.affinity", "_CertifiedTiles._unproven"),
+    ("  float32 window of a target without the proof", "colortrack.core.affinity", "_CertifiedTiles._whole_window"),
+    ("  float32 scores of the kept + top-k", "colortrack.core.affinity", "_CertifiedTiles._rescored"),
     ("  top-k", "colortrack.core.affinity", "_topk"),
     ("  top-k", "colortrack.core.affinity", "_grouped_topk"),
     ("upsample labels to native size", "colortrack.core.tracker", "_upsample"),
@@ -161,7 +167,7 @@ def profile_track(video: Path, mask: Path, frames: int, out: Path) -> dict[str, 
         for index, (frame, ids) in enumerate(zip(decoded, masks)):
             clock(timers, "write mask PNG", write_mask, out / f"{index:05d}.png", ids)
             blended.append(clock(timers, "overlay (blend + contours)", overlay_masks, frame, ids))
-        write_video(timers, "write overlay H.264 (x264 threads included)", out / "overlay.mp4", blended, "veryfast")
+        write_video(timers, "write overlay H.264 (x264 threads included)", out / "overlay.mp4", blended, OVERLAY_SPEED)
     finally:
         timers.restore()
     return per_frame(timers, ["decode (JPEG/H.264 -> RGB)", "propagate (embed .. object id below, and the arg-max)", *listed], frames)

@@ -3,7 +3,7 @@ import threading
 import pytest
 import torch
 
-from colortrack.core.affinity import AffinityConfig, affinity_topk, attend, attend_dense
+from colortrack.core.affinity import AffinityConfig, _native_bf16, affinity_topk, attend, attend_dense
 
 
 def random_inputs(seed=0, batch=2, refs=3, channels=8, labels=5, height=9, width=11):
@@ -191,3 +191,98 @@ def test_tiles_side_by_side_equal_one_thread_and_keep_the_callers_thread_count()
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(serial, side_by_side)
+
+
+def smooth_bf16_inputs(seed=0, refs=8, channels=16, labels=3, height=30, width=41):
+    """A smooth embedding field seen through refs shifted frames, every value a bfloat16 number (as
+    a bfloat16 encoder makes them): the best candidates of a target cluster around its match."""
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.randn(1, channels, height // 4 + 2, width // 4 + 2, generator=generator)
+    field = torch.nn.functional.interpolate(coarse, size=(height + refs, width + refs), mode="bilinear", align_corners=False)
+    frames = [field[..., n : n + height, n : n + width] for n in range(refs + 1)]
+    noise = [0.05 * torch.randn(1, channels, height, width, generator=generator) for _ in frames]
+    queries = (3 * (frames[-1] + noise[-1])).bfloat16()
+    keys = torch.stack([3 * (frame + n) for frame, n in zip(frames[:-1], noise[:-1])], 1).bfloat16()
+    values = torch.rand(1, refs, labels, height, width, generator=generator)
+    return queries, keys, values
+
+
+def counting_fallbacks(monkeypatch) -> list:
+    from colortrack.core import affinity
+
+    calls = []
+    exact_tile = affinity._ExactTiles.tile
+    monkeypatch.setattr(affinity._ExactTiles, "tile", lambda self, *args: calls.append(args[:3]) or exact_tile(self, *args))
+    return calls
+
+
+def counting_calls(monkeypatch, method: str) -> list:
+    from colortrack.core import affinity
+
+    calls = []
+    original = getattr(affinity._CertifiedTiles, method)
+    monkeypatch.setattr(affinity._CertifiedTiles, method, lambda self, *args: calls.append(args) or original(self, *args))
+    return calls
+
+
+@pytest.mark.skipif(not _native_bf16(), reason="bfloat16 scoring needs a CPU with bfloat16 instructions")
+def test_bf16_embeddings_get_the_float32_top_k_and_weights(monkeypatch):
+    queries, keys, values = smooth_bf16_inputs()
+    config = AffinityConfig(temperature=1.0, topk=10, radius=12)
+    expected = attend(queries.float(), keys.float(), values, config)
+    expected_weights, expected_indices = affinity_topk(queries.float(), keys.float(), config)
+    fallbacks = counting_fallbacks(monkeypatch)
+    alone = counting_calls(monkeypatch, "_whole_window")
+    with torch.no_grad():
+        out = attend(queries, keys, values, config)
+        weights, indices = affinity_topk(queries, keys, config)
+    assert fallbacks == []  # every tile was scored in bfloat16
+    assert 0 < len(alone) < 10  # a few targets without the proof: over their whole window in float32
+    assert torch.allclose(out, expected, atol=1e-6)
+    assert torch.equal(indices, expected_indices)
+    assert torch.allclose(weights, expected_weights, atol=1e-6)
+
+
+@pytest.mark.skipif(not _native_bf16(), reason="bfloat16 scoring needs a CPU with bfloat16 instructions")
+def test_bf16_tiles_without_a_proof_are_scored_in_float32(monkeypatch):
+    """Cells that all hold one of 3 embeddings: ties everywhere, no k-th candidate beats the ones
+    left out, and those tiles are done in float32."""
+    generator = torch.Generator().manual_seed(11)
+    palette = torch.randn(3, 16, generator=generator).bfloat16().float()
+    cells = palette[torch.randint(0, 3, (9, 30, 41), generator=generator)]  # (N + 1, h, w, C)
+    queries, keys = cells[-1].permute(2, 0, 1)[None], cells[:-1].permute(0, 3, 1, 2)[None]
+    values = torch.rand(1, 8, 3, 30, 41, generator=generator)
+    config = AffinityConfig(temperature=1.0, topk=10, radius=12)
+    expected = attend(queries, keys, values, config)
+    fallbacks = counting_fallbacks(monkeypatch)
+    with torch.no_grad():
+        out = attend(queries.bfloat16(), keys.bfloat16(), values, config)
+    assert len(fallbacks) > 0
+    assert torch.allclose(out, expected, atol=1e-6)
+
+
+def test_compact_embeddings_are_bf16_only_where_that_loses_nothing():
+    from colortrack.core.affinity import compact_embedding
+
+    exact = torch.randn(4, 5, 6).bfloat16().float()
+    assert torch.equal(compact_embedding(exact).float(), exact)
+    assert compact_embedding(exact).dtype == (torch.bfloat16 if _native_bf16() else torch.float32)
+    inexact = exact + 1e-4
+    assert compact_embedding(inexact) is inexact
+
+
+def test_key_layouts_reuse_the_threads_tensor_and_hold_only_the_new_keys():
+    """A frame's padded key layout is rebuilt in the tensor of the previous frame (no fresh pages)."""
+    from colortrack.core.affinity import _padded_keys
+
+    first = random_inputs(seed=12, batch=1, refs=3)[1].float()
+    second = first + 1.0
+    for rows_first in (False, True):
+        earlier = _padded_keys(first, 2, (1, 0), torch.bfloat16, ones=True, rows_first=rows_first)
+        pointer = earlier.data_ptr()
+        later = _padded_keys(second, 2, (1, 0), torch.bfloat16, ones=True, rows_first=rows_first)
+        assert later.data_ptr() == pointer
+        with torch.enable_grad():
+            fresh = _padded_keys(second.requires_grad_(), 2, (1, 0), torch.bfloat16, ones=True, rows_first=rows_first)
+        second.requires_grad_(False)
+        assert fresh.data_ptr() != pointer and torch.equal(later, fresh.detach())

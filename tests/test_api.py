@@ -199,6 +199,15 @@ def test_the_command_line_starts_without_torch(command):
     assert not heavy, f"building the parser of {command or 'colortrack'} imported {sorted(heavy)}"
 
 
+def test_tracking_masks_does_not_load_the_colorizer():
+    """``colortrack track --mask`` starts without colourization's modules (scipy among them)."""
+    code = (
+        "import colortrack.cli.track as t, colortrack.cli.options as o, colortrack.tasks.masks; "
+        "t.keyframe_paths(['m.png@3'], '--mask'); colortrack.Tracker.pretrained('model')"
+    )
+    assert "colortrack.tasks.colorize" not in _modules_after("import colortrack; " + code)
+
+
 def test_the_facade_loads_on_first_use():
     assert "torch" not in _modules_after("import colortrack, colortrack.api")
     assert "torch" in _modules_after("import colortrack; colortrack.Tracker.pretrained('identity')")

@@ -13,6 +13,7 @@ from colortrack.tasks.colorize import (
     ColorizeConfig,
     Colorizer,
     _Maps,
+    FrameSteps,
     _sweep,
     chrominance,
     compose,
@@ -117,7 +118,7 @@ def test_dense_tracking_maps_follow_the_motion(panning):
     embeddings = [colorizer.embed(lightness(frame)) for frame in frames]
     height, width = frames.shape[1:3]
     config = colorizer.config.spatiotemporal
-    steps = list(_sweep(embeddings, [0], range(len(frames)), config, height * width))
+    steps = list(_sweep(FrameSteps(embeddings, config.track), [0], range(len(frames)), config, height * width))
     t, found = steps[2]
     targets, refs = found[0]
     ty, tx = targets // width, targets % width
@@ -251,6 +252,78 @@ def test_sequence_scores_and_flicker():
     assert summary["flicker_true"] == pytest.approx(0.0, abs=1e-4)
     assert summary["flicker"] == pytest.approx((jump1 + jump2) / 2, rel=1e-4)
     assert summary["curve"]["16"] == pytest.approx(100.0) and summary["curve"]["32"] == 0.0
+
+
+def test_sequence_scores_of_regions_equal_the_frame_metrics():
+    """Scores pooled in one pass of bincounts give each region's PSNR and outliers as the plain
+    functions compute them; a mask that empties a region leaves that frame out of it."""
+    rng = np.random.default_rng(3)
+    truth = rng.integers(0, 256, (4, 12, 10, 3), dtype=np.uint8)
+    pred = np.clip(truth.astype(int) + rng.integers(-40, 40, truth.shape), 0, 255).astype(np.uint8)
+    masks = rng.random((4, 12, 10)) > 0.5
+    masks[2] = True  # nothing outside on frame 2
+    for norm in ("max", "l2"):
+        scores = ColorScores(norm=norm)
+        for t in range(4):
+            scores.add(pred[t], truth[t], masks[t], truth_ab=rgb_to_ab(truth[t]) if t % 2 else None)
+        summary = scores.summary()
+        assert summary["psnr_inside"] == pytest.approx(np.mean([psnr(p, q, m) for p, q, m in zip(pred, truth, masks)]))
+        outside = [psnr(pred[t], truth[t], ~masks[t]) for t in (0, 1, 3)]
+        assert summary["psnr_outside"] == pytest.approx(np.mean(outside))
+        assert summary["outliers_inside"] == pytest.approx(outlier_percent(pred, truth, norm=norm, mask=masks))
+        frame = [outlier_percent(p, q, norm=norm) for p, q in zip(pred, truth)]
+        assert summary["outliers_by_frame"] == pytest.approx(frame)
+
+
+def test_ab_of_uint8_frames_equals_the_lab_conversion():
+    frame = np.random.default_rng(0).integers(0, 256, (16, 24, 3), dtype=np.uint8)
+    lab = rgb_to_lab(torch.from_numpy(frame).permute(2, 0, 1).float() / 255.0)
+    assert np.abs(rgb_to_ab(frame) - lab[1:].permute(1, 2, 0).numpy()).max() < 1e-3
+
+
+def test_frames_are_shrunk_to_a_short_side_and_masks_keep_their_ids():
+    from colortrack.eval.colorize import at_short_side
+
+    frames = np.zeros((2, 60, 100, 3), np.uint8)
+    frames[:, :, 50:] = 200
+    masks = np.zeros((2, 60, 100), np.uint8)
+    masks[:, 30:, :] = 3
+    masks[:, :, 98:] = 255
+    small, small_masks = at_short_side(frames, masks, 30)
+    assert small.shape == (2, 30, 50, 3) and small_masks.shape == (2, 30, 50)
+    assert set(np.unique(small_masks)) == {0, 3, 255} and small[0, 0, 0, 0] == 0 and small[0, 0, -1, 0] == 200
+    assert at_short_side(frames, masks, 60)[0] is frames and at_short_side(frames, masks, None)[1] is masks
+
+
+def test_the_shared_grid_scores_each_setting_and_method_as_colourized_alone(davis_root, tmp_path):
+    """Four reference settings of a sequence at once (frames embedded once, instances tracked once
+    per first reference, dense tracking shared, the plain attention's confidence reused) score as
+    each method colourized on its own by the public Colorizer."""
+    from colortrack.eval.colorize import REFERENCE_SETTINGS, reference_frames, run_colorize_grid
+    from colortrack.io.davis import DavisDataset
+    from colortrack.models.refiner import load_refiner
+    from colortrack.tasks.colorize import colorize_overrides, make_embedder
+
+    dataset = DavisDataset(davis_root, sequences=["beta"])
+    methods = ["reference", "reference+inst+refine", "spatiotemporal", "spatiotemporal+inst", "spatiotemporal+inst+refine"]
+    folders = {tmp_path / refs: refs for refs in REFERENCE_SETTINGS}
+    overrides = colorize_overrides("model")
+    grid = run_colorize_grid(dataset, folders, methods, "model", CPU, overrides, None, refiner="refiner", progress=False)
+    frames, masks = dataset["beta"].read_frames(), dataset["beta"].read_masks()
+    embedder, refiner = make_embedder("model", CPU), load_refiner("refiner", CPU)
+    for folder, refs in folders.items():
+        references = reference_frames(refs, len(frames))
+        for name in methods:
+            config = ColorizeConfig.for_method(name.split("+")[0], **overrides)
+            colorizer = Colorizer(embedder, config, CPU, refiner if name.endswith("+refine") else None)
+            instances = (references[0], masks[references[0]]) if "+inst" in name else None
+            colourized = colorizer.colorize(frames, {t: frames[t] for t in references}, instances)
+            alone = ColorScores()
+            for t, (frame, image) in enumerate(zip(frames, colourized)):
+                alone.add(image, frame, (masks[t] > 0) & (masks[t] != 255), scored=t not in references)
+            shared = grid[folder]["sequences"]["beta"][name]
+            for key, value in alone.summary().items():
+                assert shared[key] == pytest.approx(value, abs=1e-9), (refs, name, key)
 
 
 # ----------------------------------------------------------------------------- command line

@@ -36,6 +36,10 @@ def test_demo_prints_one_line_per_task_and_the_page(demo):
     assert list(scores) == list(TASKS)
     assert set(scores["keypoints"]["scores"]) == {"model", "identity", "flow"}
     assert set(scores["colorization"]["scores"]) == {"model", "flow", "copy"}
+    assert set(scores["keypoints"]["scores"]["flow"]) == {"PCK@0.1", "PCK@0.2", "astronaut", "ball", "cat"}
+    timing = json.loads((out / "timing.json").read_text())
+    assert list(timing["stages"]) == ["scene", *TASKS, "page"]
+    assert all(stage["wall"] >= 0 and stage["cpu"] >= 0 for stage in timing["stages"].values())
     assert (out / "input" / "video.mp4").is_file() and (out / "input" / "first_mask.png").is_file()
     with Image.open(out / "still.jpg") as still:
         assert still.width > still.height > 0

@@ -105,3 +105,19 @@ def test_every_object_is_in_the_first_frame_and_the_farther_ones_get_occluded(sc
         assert area[0] > 0, f"{obj.name} not in the first frame"
         if obj is not scene.objects[-1]:
             assert area.min() < 0.8 * area.max(), f"{obj.name} is never occluded"
+
+
+def test_point_scores_pool_the_objects_and_give_each_its_own(scene):
+    from colortrack.demo.run import _point_scores
+
+    video = scene.video
+    exact = _point_scores(scene, video.points.copy())
+    assert all(value == 100.0 for value in exact.values())
+    moved = video.points.copy()
+    ball = video.point_ids == 2
+    moved[1:, ball] += 50.0  # 50 px: more than 0.2 x sqrt(area) of the tiny scene's ball
+    scores = _point_scores(scene, moved)
+    assert scores["ball"] == 0.0 and scores["astronaut"] == scores["cat"] == 100.0
+    scored = video.visible[1:]
+    expected = 100.0 * scored[:, ~ball].sum() / scored.sum()
+    assert scores["PCK@0.1"] == pytest.approx(expected) and scores["PCK@0.2"] == pytest.approx(expected)

@@ -55,7 +55,9 @@ def test_inference_layout_encodes_the_same_numbers() -> None:
         expected = model.encode(frames)
         fast = model.for_inference()
         assert fast.trunk.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+        assert fast.head[0].weight.is_contiguous(memory_format=torch.channels_last_3d)
         torch.testing.assert_close(fast.encode(frames), expected, rtol=1e-5, atol=1e-5)
+        assert fast.encode(frames).is_contiguous()  # the tracker stacks and lays out embeddings from it
 
 
 def test_head_conv_with_temporal_kernel_one_equals_conv3d() -> None:

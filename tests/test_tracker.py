@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from colortrack.core.affinity import AffinityConfig
+from colortrack.core.affinity import AffinityConfig, _native_bf16
 from colortrack.models.baselines import FarnebackPropagator, FlowPropagator, IdentityPropagator
 from colortrack.models.embedders.color import LabPatchEmbedder
 from colortrack.io.masks import LabelMap
@@ -186,3 +186,29 @@ def test_fusion_settings_survive_a_saved_config():
 def test_quality_preset_is_the_default_with_more_context_and_flip_fusion():
     default, quality = PRESETS["default"], PRESETS["quality"]
     assert quality == replace(default, memory=replace(default.memory, recent=15), flip=True)
+
+
+@pytest.mark.skipif(not _native_bf16(), reason="bfloat16 scoring needs a CPU with bfloat16 instructions")
+def test_the_shipped_model_tracks_the_same_with_its_embeddings_scored_in_bf16(monkeypatch):
+    """The default preset's bf16 encoder makes bfloat16 embeddings; the tracker keeps them as such
+    and the affinity scores them in bfloat16 with the float32 top-k (colortrack.core.affinity)."""
+    import colortrack.core.tracker as tracker_module
+    from colortrack.core import affinity
+    from colortrack.models.registry import make_propagator, resolve_preset
+
+    video = make_video(num_frames=8, height=240, width=400, num_objects=2, seed=4)
+    grain = np.random.default_rng(0).integers(-8, 9, size=(8, 240, 400, 3))  # no two cells alike: no tied candidates
+    frames = [np.clip(frame + noise, 0, 255).astype(np.uint8) for frame, noise in zip(video.frames, grain)]
+    tracker = make_propagator("model", resolve_preset("default"), torch.device("cpu"))
+    certified = []
+    tile = affinity._CertifiedTiles.tile
+    monkeypatch.setattr(affinity._CertifiedTiles, "tile", lambda self, *args: certified.append(args) or tile(self, *args))
+    first = LabelMap.from_mask(video.masks[0]).to_onehot(video.masks[0])
+    compact = np.stack(list(tracker.track(frames, first)))
+    assert certified
+    monkeypatch.setattr(tracker_module, "compact_embedding", lambda embedding: embedding)
+    certified.clear()
+    plain = np.stack(list(tracker.track(frames, first)))
+    assert not certified
+    np.testing.assert_allclose(compact, plain, atol=1e-5)  # float32 sums in another order
+    assert (compact.argmax(1) != plain.argmax(1)).mean() < 1e-3

@@ -29,6 +29,10 @@ GRAY_EMBEDDER = "gray"  # the training-free embedder of colorization
 SHIPPED_REFINER = "refiner"  # the refiner weights packaged in colortrack/weights
 # Refinement is on by default once the shipped weights beat plain warping (docs/benchmarks.md).
 REFINE_BY_DEFAULT = True
+# `reproduce akimoto`: frames shrunk to this shorter side, then colourized and scored, with embeddings
+# at AKIMOTO_SHORT_SIDE: the full grid in ~40 CPU-minutes (docs/reproduce.md).
+AKIMOTO_FRAME_SHORT_SIDE = 240
+AKIMOTO_SHORT_SIDE = 160
 
 # The demo scene (colortrack.demo.scene): 16:9 frames of this height, this many frames.
 DEMO_HEIGHT = 360

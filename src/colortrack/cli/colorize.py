@@ -180,7 +180,7 @@ def run_eval_colorize(args: argparse.Namespace) -> int:
 
 
 def _eval_colorize(args: argparse.Namespace, ranks) -> int:
-    from colortrack.eval.colorize import format_table, run_colorize_eval
+    from colortrack.eval.colorize import format_table, run_colorize_grid
     from colortrack.io.davis import DavisDataset
     from colortrack.core.tracker import pick_device
     from colortrack.scale.share import report_failures
@@ -188,12 +188,13 @@ def _eval_colorize(args: argparse.Namespace, ranks) -> int:
     names = [name for name in args.sequences.split(",") if name] if args.sequences else None
     dataset = DavisDataset(args.root, resolution=args.resolution, sequences=names)
     methods = [name for name in args.method.split(",") if name]
-    results = run_colorize_eval(
-        dataset, args.refs, methods, args.embedder, args.out, pick_device(args.device), overrides(args), short_side(args),
+    found = run_colorize_grid(
+        dataset, {args.out: args.refs}, methods, args.embedder, pick_device(args.device), overrides(args), short_side(args),
         args.max_frames, args.refiner, not args.quiet, ranks,
     )
-    if results is None:
+    if found is None:
         return 0
+    results = found[args.out]
     title = f"DAVIS {args.resolution} colorization, refs {args.refs}, embedder {args.embedder}, {len(dataset)} sequence(s)"
     print(format_table(results, title))
     print(f"wrote {args.out / 'results.json'}")

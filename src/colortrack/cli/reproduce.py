@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from colortrack.defaults import COLORIZE_REFERENCES, IMAGE_COLORIZATION, SHIPPED_MODEL, SHIPPED_REFINER
+from colortrack.defaults import (
+    AKIMOTO_FRAME_SHORT_SIDE, AKIMOTO_SHORT_SIDE, COLORIZE_REFERENCES, IMAGE_COLORIZATION, SHIPPED_MODEL, SHIPPED_REFINER,
+)
 from colortrack.errors import InputError
 
 
@@ -29,17 +31,22 @@ def add_reproduce_parser(commands) -> None:
     )
     akimoto.add_argument("--refiner", default=SHIPPED_REFINER, help=f"refiner weights (default {SHIPPED_REFINER}, the shipped ones)")
     akimoto.add_argument("--max-frames", type=int, help="only the first N frames of each sequence (a quick run)")
+    akimoto.add_argument("--frame-short-side", type=int, default=AKIMOTO_FRAME_SHORT_SIDE,
+                         help=f"frames are resized to this shorter side, colourized and scored there (default {AKIMOTO_FRAME_SHORT_SIDE}; 0: native)")
     akimoto.add_argument("--refs", help=f"comma-separated subset of the reference settings ({', '.join(COLORIZE_REFERENCES)})")
-    _add_common(akimoto)
-    akimoto.set_defaults(run=run_akimoto)
+    _add_common(akimoto, f"embedding short side of ours (default {AKIMOTO_SHORT_SIDE}; 0: native)")
+    akimoto.set_defaults(run=run_akimoto, short_side=AKIMOTO_SHORT_SIDE)
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def _add_common(
+    parser: argparse.ArgumentParser,
+    short_side_help: str = "embedding short side of the learned methods (default: their preset's; 0: native)",
+) -> None:
     parser.add_argument("--davis", type=Path, required=True, help="DAVIS root (JPEGImages/, Annotations/)")
     parser.add_argument("--out", type=Path, required=True, help="output folder: results.json, index.html, one folder per eval")
     parser.add_argument("--sequences", help="comma-separated subset of the DAVIS sequences")
     parser.add_argument("--method", default=SHIPPED_MODEL, help=f"ours: {SHIPPED_MODEL} (the shipped weights, default) or a checkpoint")
-    parser.add_argument("--short-side", type=int, help="embedding short side of the learned methods (default: their preset's; 0: native)")
+    parser.add_argument("--short-side", type=int, help=short_side_help)
     parser.add_argument("--resolution", default="480p")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
     parser.add_argument("--quiet", action="store_true", help="no progress")
@@ -78,6 +85,8 @@ def run_akimoto(args: argparse.Namespace) -> int:
     from colortrack.eval.reproduce.akimoto import AkimotoConfig, reproduce_akimoto
 
     _check_short_side(args)
+    if args.frame_short_side != 0 and args.frame_short_side < 8:
+        raise InputError("--frame-short-side", f"must be 0 (native) or at least 8, got {args.frame_short_side}")
     refs = tuple(comma_list(args.refs) or COLORIZE_REFERENCES)
     unknown = [name for name in refs if name not in COLORIZE_REFERENCES]
     if unknown:
@@ -85,6 +94,7 @@ def run_akimoto(args: argparse.Namespace) -> int:
     config = AkimotoConfig(
         davis=str(args.davis), sequences=_sequences(args), embedder=args.method, refiner=args.refiner,
         short_side=args.short_side, max_frames=args.max_frames, resolution=args.resolution, refs=refs,
+        frame_short_side=args.frame_short_side,
     )
     results = reproduce_akimoto(config, args.out, args.device, progress=not args.quiet)
     _print_rows("Table 1 (PSNR, in, out; without refinement)", results["table1"]["rows"], ("PSNR", "PSNR in", "PSNR out"))

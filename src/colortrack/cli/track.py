@@ -85,7 +85,7 @@ def _track_row(args: argparse.Namespace) -> Callable:
 
 def keyframe_paths(specs: list[str], option: str) -> dict[int, Path]:
     """``FILE[@FRAME]`` arguments of ``option`` -> ``{frame index: path}``; a frame given twice is an InputError."""
-    from colortrack.tasks.colorize import parse_reference
+    from colortrack.io.sources import parse_reference
 
     keyframes: dict[int, Path] = {}
     for spec in specs:

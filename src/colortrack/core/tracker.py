@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from colortrack.core.affinity import AffinityConfig, attend
+from colortrack.core.affinity import AffinityConfig, attend, compact_embedding
 from colortrack.errors import InputError
 from colortrack.models.embedders.base import Embedder
 from colortrack.core.memory import ContextMemory, MemoryConfig
@@ -29,7 +29,9 @@ class TrackConfig:
     both sides are rounded to a multiple of the embedder's stride. None keeps the native size.
     Configs saved before the rename (``input_height``, which fixed the height) load as this.
     precision: autocast of a neural embedder (an ``nn.Module``): fp32, bf16, fp16 or auto (see
-    :func:`colortrack.core.precision.autocast_dtype`); hand-made embedders and the affinity stay fp32.
+    :func:`colortrack.core.precision.autocast_dtype`); hand-made embedders stay fp32. A bf16 encoder's
+    embeddings are kept in bf16 on CPUs with bf16 instructions, where the affinity scores them with
+    the fp32 top-k and weights (:func:`colortrack.core.affinity.compact_embedding`).
     flip / extra_short_sides: test-time fusion. Each frame is also tracked mirrored, and/or at these
     further short sides, each view with its own context; every frame's label is the mean of the
     views' predictions (on the grid of ``short_side``) and each view keeps that fused label in its
@@ -168,7 +170,7 @@ class LabelTracker:
                 memory.pin(*self._annotated(frame, labels, view))
         yield first_labels.astype(np.float32, copy=False)
         for frame in stream:
-            keys = [self.embed(frame, view) for view in views]
+            keys = [compact_embedding(self.embed(frame, view)) for view in views]
             predictions = [self._predict(key, memory) for key, memory in zip(keys, memories)]
             fused = _fuse(predictions, views)
             for view, key, memory in zip(views, keys, memories):
@@ -186,7 +188,7 @@ class LabelTracker:
         if labels.shape[1:] != frame.shape[:2]:
             raise InputError("labels", f"{labels.shape[1:]} do not match the frame {frame.shape[:2]}")
         view = view or View(self.config.short_side)
-        key = self.embed(frame, view)
+        key = compact_embedding(self.embed(frame, view))
         values = torch.from_numpy(labels).to(self.device, torch.float32)
         values = values.flip(-1) if view.mirrored else values
         return key, _over_known(F.adaptive_avg_pool2d(values, key.shape[-2:]))
@@ -195,7 +197,7 @@ class LabelTracker:
         """frame: (H, W, 3) uint8 RGB, shown as ``view`` (default: the config's short side, unmirrored).
         Returns (C, h, w) on the tracker's device."""
         view = view or View(self.config.short_side)
-        image = torch.from_numpy(np.require(frame, requirements="W")).to(self.device).permute(2, 0, 1)[None].float() / 255.0
+        image = torch.from_numpy(np.require(frame, requirements="W")).to(self.device).permute(2, 0, 1)[None].float().div_(255.0)
         image = image.flip(-1) if view.mirrored else image
         size = input_size(frame.shape[:2], view.short_side, self.embedder.stride)
         image = F.interpolate(image, size=size, mode="bilinear", antialias=True)

@@ -3,6 +3,7 @@ the scores of every method from this run, an animation of the whole clip and a c
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
@@ -72,8 +73,8 @@ def task_section(result, fps: float) -> str:
     return "\n".join(parts)
 
 
-def write_page(out: Path, scene: Scene, results: list, seconds: float) -> Path:
-    """Write ``out`` (HTML) and return its path."""
+def write_page(out: Path, scene: Scene, results: list, seconds: dict[str, float]) -> Path:
+    """Write ``out`` (HTML) and return its path; ``seconds``: the run's ``{"wall": s, "cpu": s}`` so far."""
     from colortrack.io.atomic import atomic_write_text
 
     video = scene.video
@@ -90,8 +91,9 @@ def write_page(out: Path, scene: Scene, results: list, seconds: float) -> Path:
         "partly and comes back. Every method below ran in this run on the same frames; the shipped model was never "
         f"trained on this scene. {esc(ATTRIBUTION)}</p>",
         f"<ul>{summary}</ul>",
-        f"<p class='note'>Whole run: {seconds:.0f} s on {esc(platform.machine())} "
-        f"({esc(platform.processor() or platform.system())}). Scores and settings: scores.json and config.json next to this page.</p>",
+        f"<p class='note'>Whole run before this page: {seconds['wall']:.0f} s ({seconds['cpu']:.0f} s of CPU time) on "
+        f"{esc(platform.machine())} ({esc(platform.processor() or platform.system())}), {os.cpu_count()} cores. "
+        "Scores, settings and the time of each stage: scores.json, config.json and timing.json next to this page.</p>",
     ]
     parts += [task_section(result, video.fps) for result in results]
     parts.append("</body></html>")

@@ -22,9 +22,10 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -33,8 +34,10 @@ from colortrack.defaults import COLORIZE_REFERENCES
 from colortrack.models.baselines import FlowPropagator
 from colortrack.tasks.colorize import (
     METHODS,
+    CandidateSets,
     ColorizeConfig,
     Colorizer,
+    FrameSteps,
     chrominance,
     compose,
     lightness,
@@ -48,7 +51,7 @@ from colortrack.io.runs import RunFolder
 from colortrack.io.davis import DavisDataset, DavisSequence
 from colortrack.scale.ranks import Ranks
 from colortrack.scale.share import FAILED_DIR, run_shared
-from colortrack.eval.metrics.color import ColorScores
+from colortrack.eval.metrics.color import ColorScores, rgb_to_ab
 from colortrack.models.refiner import SHIPPED, Refiner, load_refiner
 
 REFERENCE_SETTINGS = COLORIZE_REFERENCES
@@ -107,14 +110,14 @@ class ColorEvalConfig:
     max_frames: int | None
     sequences: list[str]
     refiner: str | None = None
+    frame_short_side: int | None = None
 
 
-def run_colorize_eval(
+def run_colorize_grid(
     dataset: DavisDataset,
-    refs: str,
+    folders: dict[Path, str],
     methods: list[str],
     embedder: str,
-    out_dir: Path,
     device: torch.device,
     overrides: dict,
     short_side: int | None,
@@ -122,28 +125,38 @@ def run_colorize_eval(
     refiner: str | None = None,
     progress: bool = True,
     ranks: Ranks | None = None,
-) -> dict | None:
-    """``colortrack eval colorize``: :func:`evaluate_colorize` of the embedder named ``embedder``
-    (``model``, ``gray`` or a checkpoint) with its settings recorded as the folder's configuration.
-    overrides: :func:`colortrack.tasks.colorize.colorize_overrides`; refiner: the weights of the
-    ``+refine`` methods. None on a torchrun rank other than the first."""
+    frame_short_side: int | None = None,
+) -> dict[Path, dict] | None:
+    """``colortrack eval colorize`` (one folder) and ``reproduce akimoto`` (one per reference
+    setting): :func:`evaluate_colorize_grid` of the embedder named ``embedder`` (``model``,
+    ``gray`` or a checkpoint) for each folder's reference setting, the settings recorded as the
+    folders' configurations. overrides: :func:`colortrack.tasks.colorize.colorize_overrides`;
+    refiner: the weights of the ``+refine`` methods; frame_short_side: larger frames (and masks)
+    are first shrunk to this shorter side, then colourized and scored at that size (None: native).
+    Returns folder -> results (None on a torchrun rank other than the first)."""
     from colortrack.tasks.colorize import make_embedder
 
     methods = check_methods(list(methods))
     if max_frames is not None and max_frames < 2:
         raise InputError("--max-frames", f"must be at least 2, got {max_frames}")
-    config = ColorEvalConfig(
-        root=str(dataset.root),
-        refs=refs,
-        methods=methods,
-        embedder=embedder,
-        overrides=overrides,
-        short_side=short_side,
-        max_frames=max_frames,
-        sequences=dataset.names,
-        refiner=refiner if any(name.endswith(REFINE_SUFFIX) for name in methods) else None,
-    )
-    return evaluate_colorize(dataset, make_embedder(embedder, device), config, Path(out_dir), device, progress, ranks)
+    if frame_short_side is not None and frame_short_side < 8:
+        raise InputError("--frame-short-side", f"must be at least 8, got {frame_short_side}")
+    configs = {
+        Path(folder): ColorEvalConfig(
+            root=str(dataset.root),
+            refs=refs,
+            methods=methods,
+            embedder=embedder,
+            overrides=overrides,
+            short_side=short_side,
+            max_frames=max_frames,
+            sequences=dataset.names,
+            refiner=refiner if any(name.endswith(REFINE_SUFFIX) for name in methods) else None,
+            frame_short_side=frame_short_side,
+        )
+        for folder, refs in folders.items()
+    }
+    return evaluate_colorize_grid(dataset, make_embedder(embedder, device), configs, device, progress, ranks)
 
 
 def evaluate_colorize(
@@ -160,27 +173,63 @@ def evaluate_colorize(
     Every frame needs its mask (the instances of each frame are scored).
     ranks: the sequences are shared between torchrun ranks (as in
     :func:`colortrack.eval.davis.evaluate_davis`); rank 0 aggregates and returns, the others None."""
+    found = evaluate_colorize_grid(dataset, embedder, {Path(out_dir): config}, device, progress, ranks)
+    return None if found is None else found[Path(out_dir)]
+
+
+def evaluate_colorize_grid(
+    dataset: DavisDataset,
+    embedder: Embedder,
+    configs: dict[Path, ColorEvalConfig],
+    device: torch.device,
+    progress: bool = True,
+    ranks: Ranks | None = None,
+) -> dict[Path, dict] | None:
+    """:func:`evaluate_colorize` of configurations that differ only in their reference setting
+    (folder -> configuration), one sequence at a time for all of them: its frames are read,
+    converted and embedded once, its instances tracked once per first reference, the dense
+    tracking's steps computed once (:class:`_Video`). Each folder gets what it would get alone, with
+    the same numbers; a sequence is computed again only for the folders that lack its scores.
+    Failures are recorded in the first folder."""
+    _check_grid(configs)
     for sequence in dataset.sequences:
         if not sequence.dense:
             problem = f"sequence '{sequence.name}' has {len(sequence)} frames but {len(sequence.mask_paths)} masks"
             raise InputError(sequence.mask_paths[0].parent, f"{problem}: eval colorize needs a mask on every frame")
-    RunFolder.open(out_dir, asdict(config)).claim(defaults={"refiner": None})  # folders from before refinement
-    methods = [*check_methods(list(config.methods)), *BASELINES]
+    for out_dir, config in configs.items():
+        RunFolder.open(out_dir, asdict(config)).claim(defaults={"refiner": None, "frame_short_side": None})  # older folders
+    first_dir, first = next(iter(configs.items()))
+    methods = [*check_methods(list(first.methods)), *BASELINES]
     refiner = None
     if any(name.endswith(REFINE_SUFFIX) for name in methods):
-        refiner = load_refiner(config.refiner or SHIPPED, device)
+        refiner = load_refiner(first.refiner or SHIPPED, device)
 
     def scored(sequence: DavisSequence) -> None:
-        path = _scores_path(out_dir, sequence)
-        if not path.exists():
-            atomic_write_json(path, _evaluate_sequence(sequence, embedder, config, methods, device, refiner))
+        missing = {out_dir: config for out_dir, config in configs.items() if not _scores_path(out_dir, sequence).exists()}
+        if missing:
+            video = _Video(sequence, embedder, first, device, refiner)
+            for out_dir, config in missing.items():
+                atomic_write_json(_scores_path(out_dir, sequence), video.scores(config, methods))
 
-    failures = run_shared(dataset.sequences, scored, lambda sequence: sequence.name, out_dir, ranks, progress, "sequence")
+    failures = run_shared(dataset.sequences, scored, lambda sequence: sequence.name, first_dir, ranks, progress, "sequence")
     if ranks is not None and not ranks.primary:
         return None
     failed = {failure.name for failure in failures}
     if len(failed) == len(dataset.sequences):
-        raise InputError(out_dir / FAILED_DIR, "every sequence failed (the records there say why)")
+        raise InputError(first_dir / FAILED_DIR, "every sequence failed (the records there say why)")
+    return {out_dir: _aggregate(out_dir, config, dataset, methods, failures) for out_dir, config in configs.items()}
+
+
+def _check_grid(configs: dict[Path, ColorEvalConfig]) -> None:
+    if not configs:
+        raise ValueError("no configuration to evaluate")
+    shared = {json.dumps({**asdict(config), "refs": None}, sort_keys=True) for config in configs.values()}
+    if len(shared) > 1:
+        raise ValueError("the configurations of one grid may differ only in their reference setting")
+
+
+def _aggregate(out_dir: Path, config: ColorEvalConfig, dataset: DavisDataset, methods: list[str], failures) -> dict:
+    failed = {failure.name for failure in failures}
     per_sequence = {
         sequence.name: json.loads(_scores_path(out_dir, sequence).read_text())
         for sequence in dataset.sequences
@@ -201,66 +250,162 @@ def _scores_path(out_dir: Path, sequence: DavisSequence) -> Path:
     return out_dir / "sequences" / f"{sequence.name}.json"
 
 
-def _evaluate_sequence(
-    sequence: DavisSequence,
-    embedder: Embedder,
-    config: ColorEvalConfig,
-    methods: list[str],
-    device: torch.device,
-    refiner: Refiner | None,
-) -> dict:
-    frames = sequence.read_frames()[: config.max_frames]
-    masks = sequence.read_masks()[: len(frames)]
-    objects = (masks > 0) & (masks != 255)
-    references = reference_frames(config.refs, len(frames))
-    gray = [to_gray(frame) for frame in frames]  # for the flow baseline
-    colorizer = Colorizer(embedder, _method_config("propagate", config), device, refiner)
-    start = time.perf_counter()
-    lights = [lightness(frame, device) for frame in frames]  # what a colour input is reduced to
-    embeddings = [colorizer.embed(light) for light in lights]
-    embed_seconds = time.perf_counter() - start
-    grid = tuple(embeddings[0].shape[-2:])
-    true_ab = {t: chrominance(frames[t], device) for t in references}
-    ref_cells = {t: F.adaptive_avg_pool2d(ab, grid) for t, ab in true_ab.items()}
-    instance_groups = None
-    warps: dict[str, tuple[list, list, float]] = {}
-    results = {}
-    for name in methods:
+@dataclass
+class _Warp:
+    """One method's ab per frame (2, h, w), its confidence per frame (h, w) or None, its seconds."""
+
+    predicted: list
+    confidence: list | None
+    seconds: float
+
+
+class _Video:
+    """One sequence and the work that all its reference settings and methods share: frames, masks,
+    L, true ab and embeddings (once), the instance ids carried from each first reference (once per
+    such frame), dense tracking's frame-to-frame steps, the per-cell truth and the composed
+    reference frames. :meth:`scores` evaluates one reference setting.
+
+    seconds_per_frame of a method counts what it would cost alone: the embedding, and its share of
+    shared work (instances, candidate sets) in full; a spatiotemporal method's confidence, when
+    taken from the plain attention of the same setting (the same computation), is not counted."""
+
+    def __init__(self, sequence: DavisSequence, embedder: Embedder, config: ColorEvalConfig, device, refiner):
+        frames = sequence.read_frames()[: config.max_frames]
+        self.frames, self.masks = at_short_side(frames, sequence.read_masks()[: len(frames)], config.frame_short_side)
+        self.objects = (self.masks > 0) & (self.masks != 255)
+        self.device = device
+        self.colorizer = Colorizer(embedder, _method_config("propagate", config), device, refiner)
         start = time.perf_counter()
-        if name in BASELINES:
-            predicted = baseline_ab(name, frames, gray, references, true_ab, grid, device)
-            seconds = time.perf_counter() - start
-        else:
-            warped = name.removesuffix(REFINE_SUFFIX)
-            if warped not in warps:
-                if warped.endswith(INSTANCE_SUFFIX) and instance_groups is None:
-                    first = references[0]
-                    instance_groups = colorizer.track_instances(frames, first, masks[first], grid, len(frames))
-                groups = instance_groups if warped.endswith(INSTANCE_SUFFIX) else None
-                warps[warped] = _warp(warped, embeddings, ref_cells, config, groups, refiner is not None)
-            predicted, confidence, seconds = warps[warped]
-            seconds += embed_seconds
-            if name.endswith(REFINE_SUFFIX):
-                start = time.perf_counter()
-                predicted = list(colorizer.refine(lights, predicted, confidence, true_ab))
-                seconds += time.perf_counter() - start
+        self.lights = [lightness(frame, device) for frame in self.frames]  # what a colour input is reduced to
+        self.embeddings = [self.colorizer.embed(light) for light in self.lights]
+        self.embed_seconds = time.perf_counter() - start
+        self.grid = tuple(self.embeddings[0].shape[-2:])
+        self.truth_ab = [rgb_to_ab(frame) for frame in self.frames]
+        track = _method_config("spatiotemporal", config).spatiotemporal.track
+        self.steps = FrameSteps(self.embeddings, track)
+        self._chroma: dict[int, torch.Tensor] = {}
+        self._instances: dict[int, tuple[list, float]] = {}
+        self._candidates: dict[tuple, tuple[CandidateSets, float]] = {}
+        self._composed: dict[tuple[str, int], np.ndarray] = {}
+        self._gray: list[np.ndarray] | None = None
+        self._cells: tuple[list, float] | None = None
+
+    def chroma(self, t: int) -> torch.Tensor:
+        if t not in self._chroma:
+            self._chroma[t] = chrominance(self.frames[t], self.device)
+        return self._chroma[t]
+
+    def scores(self, config: ColorEvalConfig, methods: list[str]) -> dict:
+        """{method: ColorScores summary + seconds_per_frame} of one reference setting."""
+        references = reference_frames(config.refs, len(self.frames))
+        true_ab = {t: self.chroma(t) for t in references}
+        ref_cells = {t: F.adaptive_avg_pool2d(ab, self.grid) for t, ab in true_ab.items()}
+        with_confidence = self.colorizer.refiner is not None
+        warps: dict[str, _Warp] = {}
+        results = {}
+        for name in methods:
+            if name in BASELINES:
+                predicted, seconds = self._baseline(name, references, true_ab)
+            else:
+                warped = name.removesuffix(REFINE_SUFFIX)
+                if warped not in warps:
+                    warps[warped] = self._warp(warped, ref_cells, config, warps, with_confidence)
+                warp = warps[warped]
+                predicted, seconds = warp.predicted, warp.seconds + self.embed_seconds
+                if name.endswith(REFINE_SUFFIX):
+                    start = time.perf_counter()
+                    predicted = list(self.colorizer.refine(self.lights, predicted, warp.confidence, true_ab))
+                    seconds += time.perf_counter() - start
+            summary = self._score(name, predicted, true_ab)
+            summary["seconds_per_frame"] = seconds / len(self.frames)
+            results[name] = summary
+        self._candidates.clear()  # a setting's own: the memory goes back before the next one
+        return results
+
+    def _score(self, name: str, predicted: list, true_ab: dict) -> dict:
         scores = ColorScores()
-        for t, frame in enumerate(frames):
-            ab = true_ab.get(t, predicted[t])
-            scores.add(compose(lights[t], ab), frame, objects[t], scored=t not in true_ab)
-        summary = scores.summary()
-        summary["seconds_per_frame"] = seconds / len(frames)
-        results[name] = summary
-    return results
+        for t, frame in enumerate(self.frames):
+            scores.add(self._image(name, t, predicted, true_ab), frame, self.objects[t], t not in true_ab, self.truth_ab[t])
+        return scores.summary()
+
+    def _image(self, name: str, t: int, predicted: list, true_ab: dict) -> np.ndarray:
+        """The composed frame: a reference's own colours (the same for every method) or the
+        prediction (the per-cell truth is the same in every setting)."""
+        shared = "reference" if t in true_ab else name if name == "cells" else None
+        if shared is None:
+            return compose(self.lights[t], predicted[t])
+        if (shared, t) not in self._composed:
+            self._composed[shared, t] = compose(self.lights[t], true_ab[t] if t in true_ab else predicted[t])
+        return self._composed[shared, t]
+
+    def _baseline(self, name: str, references: list[int], true_ab: dict) -> tuple[list, float]:
+        if name == "cells":
+            if self._cells is None:
+                start = time.perf_counter()
+                cells = baseline_ab(name, self.frames, None, references, true_ab, self.grid, self.device)
+                self._cells = (cells, time.perf_counter() - start)
+            return self._cells
+        start = time.perf_counter()
+        if name == "flow" and self._gray is None:
+            self._gray = [to_gray(frame) for frame in self.frames]
+        predicted = baseline_ab(name, self.frames, self._gray, references, true_ab, self.grid, self.device)
+        return predicted, time.perf_counter() - start
+
+    def _warp(self, name: str, ref_cells: dict, config: ColorEvalConfig, warps: dict, with_confidence: bool) -> _Warp:
+        """Method ``name`` (may end in +inst) of one reference setting; a spatiotemporal one shares
+        the setting's candidate sets and, when it is the same attention, the plain method's confidence."""
+        references = sorted(ref_cells)
+        method = _method_config(name.removesuffix(INSTANCE_SUFFIX), config)
+        seconds = 0.0
+        groups = None
+        if name.endswith(INSTANCE_SUFFIX):
+            groups, seconds = self._instance_groups(references[0])
+        candidates = None
+        confidence = [] if with_confidence else None
+        shared_confidence = None
+        if method.method == "spatiotemporal":
+            candidates, tracked = self._candidate_sets(references, method)
+            seconds += tracked
+            plain = warps.get(name.replace("spatiotemporal", "reference", 1))
+            if with_confidence and plain is not None and _same_plain_attention(method, _method_config("reference", config)):
+                confidence, shared_confidence = None, plain.confidence
+        start = time.perf_counter()
+        predicted = predict_ab(self.embeddings, ref_cells, method, groups, confidence=confidence, candidates=candidates)
+        seconds += time.perf_counter() - start
+        return _Warp(predicted, confidence if shared_confidence is None else shared_confidence, seconds)
+
+    def _instance_groups(self, first: int) -> tuple[list, float]:
+        if first not in self._instances:
+            start = time.perf_counter()
+            groups = self.colorizer.track_instances(self.frames, first, self.masks[first], self.grid, len(self.frames))
+            self._instances[first] = (groups, time.perf_counter() - start)
+        return self._instances[first]
+
+    def _candidate_sets(self, references: list[int], method: ColorizeConfig) -> tuple[CandidateSets, float]:
+        key = tuple(references)
+        if key not in self._candidates:
+            start = time.perf_counter()
+            found = CandidateSets(self.embeddings, references, method.spatiotemporal, self.steps)
+            self._candidates[key] = (found, time.perf_counter() - start)
+        return self._candidates[key]
 
 
-def _warp(name, embeddings, ref_cells, config: ColorEvalConfig, groups, with_confidence: bool):
-    """(ab per frame, confidence per frame or None, seconds) of method ``name`` (may end in +inst)."""
-    start = time.perf_counter()
-    confidence = [] if with_confidence else None
-    method = _method_config(name.removesuffix(INSTANCE_SUFFIX), config)
-    predicted = predict_ab(embeddings, ref_cells, method, groups, confidence=confidence)
-    return predicted, confidence, time.perf_counter() - start
+def at_short_side(frames: np.ndarray, masks: np.ndarray, short_side: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """frames (T, H, W, 3) uint8 (area interpolation) and masks (T, H, W) ids (nearest) shrunk so
+    that their shorter side has ``short_side`` pixels; as they are for None or when not larger."""
+    height, width = frames.shape[1:3]
+    if short_side is None or min(height, width) <= short_side:
+        return frames, masks
+    scale = short_side / min(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resized = np.stack([cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames])
+    return resized, np.stack([cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST) for mask in masks])
+
+
+def _same_plain_attention(spatiotemporal: ColorizeConfig, reference: ColorizeConfig) -> bool:
+    """Whether spatiotemporal's confidence pass (its affinity without a window) is the plain
+    ``reference`` method's attention (which then gives the same confidence)."""
+    return replace(spatiotemporal.affinity, radius=None) == reference.affinity
 
 
 def _method_config(method: str, config: ColorEvalConfig) -> ColorizeConfig:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterable, Iterator, Sized
+from pathlib import Path
 
 import numpy as np
 
@@ -117,3 +118,13 @@ def open_frames(video: PathLike | np.ndarray | Iterable[np.ndarray], name: str =
     if frames.rereadable:
         return frames, frames, first.shape[:2]
     return frames, itertools.chain([first], stream), first.shape[:2]
+
+
+def parse_reference(text: str) -> tuple[Path, int]:
+    """``FILE[@FRAME_INDEX]`` (a reference image, a mask, points) -> (path, index); no index means frame 0."""
+    path, sep, index = text.rpartition("@")
+    if sep and index.isdigit() and path:
+        return Path(path), int(index)
+    if sep and path and not Path(text).exists():
+        raise InputError(text, f"frame index '{index}' after '@' is not a whole number")
+    return Path(text), 0

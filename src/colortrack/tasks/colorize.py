@@ -50,6 +50,7 @@ from colortrack.core.affinity import AffinityConfig, affinity_topk, attend
 from colortrack.models.embedders.base import Embedder
 from colortrack.defaults import COLORIZE_METHODS, DEFAULT_COLORIZE_METHOD, GRAY_EMBEDDER, SHIPPED_MODEL
 from colortrack.errors import InputError
+from colortrack.io.sources import parse_reference
 from colortrack.core.lab import lab_to_rgb, rgb_to_lab, rgb_to_lightness
 from colortrack.core.memory import ContextMemory, MemoryConfig
 from colortrack.core.precision import PRECISIONS, autocast
@@ -157,6 +158,7 @@ def predict_ab(
     groups: Sequence[Tensor] | None = None,
     progress: bool = False,
     confidence: list | None = None,
+    candidates: CandidateSets | None = None,
 ) -> list[Tensor]:
     """Chrominance of every frame at feature resolution.
 
@@ -165,6 +167,7 @@ def predict_ab(
     confidence: an empty list to receive T tensors (h, w): the largest affinity weight of each
     cell (1 at references); needs a top-k. ``spatiotemporal`` takes it from the plain attention
     to the references (without candidate sets), an extra pass per frame.
+    candidates: ``spatiotemporal`` only: its dense tracking, when already computed (shared).
     Returns T tensors (2, h, w); reference frames get their own ab.
     """
     if not references:
@@ -176,11 +179,11 @@ def predict_ab(
         confidence[:] = [None] * len(embeddings)
         for index, ab in references.items():
             confidence[index] = torch.ones(ab.shape[-2:], device=ab.device)
-    run = {"propagate": _predict_sweeps, "reference": _predict_sweeps, "spatiotemporal": _predict_spatiotemporal}
+    embeddings, references = list(embeddings), dict(sorted(references.items()))
     with torch.no_grad():
-        return run[config.method](
-            list(embeddings), dict(sorted(references.items())), config, groups, progress, confidence
-        )
+        if config.method == "spatiotemporal":
+            return _predict_spatiotemporal(embeddings, references, config, groups, progress, confidence, candidates)
+        return _predict_sweeps(embeddings, references, config, groups, progress, confidence)
 
 
 def _check_confidence(config: ColorizeConfig) -> None:
@@ -322,51 +325,86 @@ class _Maps:
         return self.cols[chosen], self.rows[chosen]
 
 
-def _predict_spatiotemporal(embeddings, references, config, groups, progress, confidence=None):
-    """Backward sweep first (maps toward references after each frame, stored as candidate lists),
-    then the forward sweep (maps toward references before each frame), colouring as it goes."""
+class FrameSteps:
+    """Dense tracking's steps: the top-k attention (``track``) of each frame's cells to the next
+    frame's, in either direction, computed on first use and kept, so that every reference setting
+    of a video shares them. Each step is (weights, indices), both (cells, k)."""
+
+    def __init__(self, embeddings: Sequence[Tensor], track: AffinityConfig):
+        self.embeddings, self.track = embeddings, track
+        self._steps: dict[tuple[int, int], tuple[Tensor, Tensor]] = {}
+
+    def __call__(self, previous: int, t: int) -> tuple[Tensor, Tensor]:
+        if (previous, t) not in self._steps:
+            weights, indices = affinity_topk(self.embeddings[previous][None], self.embeddings[t][None, None], self.track)
+            self._steps[previous, t] = (weights[0], indices[0])
+        return self._steps[previous, t]
+
+
+class CandidateSets:
+    """The dense tracking of a video toward its reference frames (Akimoto et al., see
+    :class:`SpatiotemporalConfig`): for every frame, each cell's candidate reference cells as a
+    (cells, M) long tensor of indices into the N*h*w reference cells (-1 padded), or None where no
+    map reached the frame (and at the references). Computed once: colourings with and without
+    instances of the same references share it. steps: shared :class:`FrameSteps` (else its own)."""
+
+    def __init__(
+        self, embeddings: Sequence[Tensor], references: Sequence[int], config: SpatiotemporalConfig,
+        steps: FrameSteps | None = None,
+    ):
+        self.references = sorted(references)
+        num_frames = len(embeddings)
+        height, width = embeddings[0].shape[-2:]
+        cells = height * width
+        steps = steps or FrameSteps(embeddings, config.track)
+        later: list[list[tuple[Tensor, Tensor]]] = [[] for _ in range(num_frames)]
+        for t, found in _sweep(steps, self.references, range(num_frames - 1, -1, -1), config, cells):
+            later[t] = found
+        self.padded: list[Tensor | None] = [None] * num_frames
+        for t, found in _sweep(steps, self.references, range(num_frames), config, cells):
+            if t not in self.references:
+                self.padded[t] = _pad_candidates(found + later[t], cells, (height, width))
+            later[t] = []
+
+
+def _predict_spatiotemporal(embeddings, references, config, groups, progress, confidence=None, candidates=None):
+    """Each frame attends to the references through its candidate sets (:class:`CandidateSets`,
+    computed here unless given)."""
     indices = list(references)
-    num_frames = len(embeddings)
-    height, width = embeddings[0].shape[-2:]
-    cells = height * width
+    if candidates is None:
+        candidates = CandidateSets(embeddings, indices, config.spatiotemporal)
+    elif candidates.references != indices:
+        raise ValueError(f"candidate sets toward frames {candidates.references}, references are {indices}")
     keys = torch.stack([embeddings[index] for index in indices])[None]
     values = torch.stack(list(references.values()))[None]
-    later: list[list[tuple[Tensor, Tensor]]] = [[] for _ in range(num_frames)]
-    bar = tqdm(total=2 * num_frames, desc="colorizing", unit="step", disable=not progress)
-    for t, found in _sweep(embeddings, indices, range(num_frames - 1, -1, -1), config.spatiotemporal, cells):
-        later[t] = found
-        bar.update()
-    out: list[Tensor | None] = [None] * num_frames
-    for t, found in _sweep(embeddings, indices, range(num_frames), config.spatiotemporal, cells):
-        bar.update()
+    plain = replace(config.affinity, radius=None)
+    out: list[Tensor | None] = [None] * len(embeddings)
+    for t in tqdm(range(len(embeddings)), desc="colorizing", unit="frame", disable=not progress):
         if t in references:
             out[t] = references[t]
             continue
-        candidates = _pad_candidates(found + later[t], cells, (height, width))
+        found = candidates.padded[t]
         pair = _group_pair(groups, t, indices)
-        if candidates is None:  # no map reached this frame: fall back to the plain reference attention
-            out[t] = attend(embeddings[t][None], keys, values, replace(config.affinity, radius=None), groups=pair)[0]
+        if found is None:  # no map reached this frame: fall back to the plain reference attention
+            out[t] = attend(embeddings[t][None], keys, values, plain, groups=pair)[0]
         else:
-            out[t] = attend(embeddings[t][None], keys, values, config.affinity, groups=pair, candidates=candidates[None])[0]
+            out[t] = attend(embeddings[t][None], keys, values, config.affinity, groups=pair, candidates=found[None])[0]
         if confidence is not None:
-            plain = replace(config.affinity, radius=None)
             confidence[t] = _copy(embeddings[t], keys[0], values[0], plain, True, pair)[1]
-        later[t] = []
-    bar.close()
     return out
 
 
-def _sweep(embeddings, references, order, config: SpatiotemporalConfig, cells):
+def _sweep(steps: FrameSteps, references, order, config: SpatiotemporalConfig, cells):
     """Walk frames in ``order``, carrying the maps of every reference already passed.
     Yields (frame, [(target cells, global reference cells) per reference])."""
     maps: dict[int, _Maps] = {}
     previous = None
     for t in order:
         if maps:
-            weights, indices = affinity_topk(embeddings[previous][None], embeddings[t][None, None], config.track)
-            maps = {ref: m.advance(weights[0], indices[0], cells, config) for ref, m in maps.items()}
+            weights, indices = steps(previous, t)
+            maps = {ref: m.advance(weights, indices, cells, config) for ref, m in maps.items()}
         if t in references:
-            maps[t] = _Maps.identity(cells, embeddings[t].device)
+            maps[t] = _Maps.identity(cells, steps.embeddings[t].device)
         found = []
         for ref, m in maps.items():
             if ref != t:
@@ -674,16 +712,6 @@ def _ids_on_grid(mask: np.ndarray, grid: tuple[int, int], device: torch.device) 
 
 
 # ----------------------------------------------------------------------------- references
-
-
-def parse_reference(text: str) -> tuple[Path, int]:
-    """``IMAGE[@FRAME_INDEX]`` -> (path, index); no index means frame 0."""
-    path, sep, index = text.rpartition("@")
-    if sep and index.isdigit() and path:
-        return Path(path), int(index)
-    if sep and path and not Path(text).exists():
-        raise InputError(text, f"frame index '{index}' after '@' is not a whole number")
-    return Path(text), 0
 
 
 def embedder_temperature(spec: str) -> float:

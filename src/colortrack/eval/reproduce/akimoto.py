@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from colortrack.defaults import SHIPPED_MODEL, SHIPPED_REFINER
+from colortrack.defaults import AKIMOTO_FRAME_SHORT_SIDE, AKIMOTO_SHORT_SIDE, SHIPPED_MODEL, SHIPPED_REFINER
 from colortrack.eval.report.page import esc
 from colortrack.eval.reproduce.common import Page, Steps, claim_output, comparison_html, comparison_json, write_outputs
 from colortrack.eval.reproduce.published import AKIMOTO_METHODS, AKIMOTO_REFS, AKIMOTO_TABLE1, PSNR_COLUMNS
@@ -29,17 +29,20 @@ class AkimotoConfig:
     """What a reproduction computes; saved as ``config.json`` of its folder.
 
     embedder: ours (``model`` or a checkpoint); short_side: its embedding short side (None: the
-    embedder's default); max_frames: only the first frames of each sequence (a quick run).
+    embedder's default, 0: native); max_frames: only the first frames of each sequence (a quick run);
+    frame_short_side: the frames are resized to this shorter side and colourized and scored at that
+    size (0: native; the default keeps the full grid affordable on a CPU, docs/reproduce.md).
     """
 
     davis: str
     sequences: list[str] | None = None
     embedder: str = SHIPPED_MODEL
     refiner: str = SHIPPED_REFINER
-    short_side: int | None = None
+    short_side: int | None = AKIMOTO_SHORT_SIDE
     max_frames: int | None = None
     resolution: str = "480p"
     refs: tuple[str, ...] = AKIMOTO_REFS
+    frame_short_side: int = AKIMOTO_FRAME_SHORT_SIDE
 
     def methods(self) -> list[str]:
         warps = [method for _, method in AKIMOTO_METHODS]
@@ -48,24 +51,26 @@ class AkimotoConfig:
 
 def reproduce_akimoto(config: AkimotoConfig, out: Path, device: str = "auto", progress: bool = True) -> dict:
     """Run (or resume) one ``eval colorize`` per reference setting into ``out/colorize/<refs>``
-    and write ``out/results.json`` and ``out/index.html``; returns the results."""
+    (all settings of a sequence at once, sharing its frames, embeddings, instance tracks and dense
+    tracking steps: :func:`colortrack.eval.colorize.evaluate_colorize_grid`) and write
+    ``out/results.json`` and ``out/index.html``; returns the results."""
     from colortrack.core.tracker import pick_device
-    from colortrack.eval.colorize import run_colorize_eval
+    from colortrack.eval.colorize import run_colorize_grid
     from colortrack.tasks.colorize import colorize_overrides, default_short_side
 
     out = Path(out)
     claim_output(out, {"paper": "akimoto", **asdict(config)})
     dataset = DavisDataset(config.davis, config.resolution, config.sequences)
     short_side = default_short_side(config.embedder) if config.short_side is None else (config.short_side or None)
-    steps = Steps(len(config.refs), progress)
-    found = {}
-    for refs in config.refs:
-        folder = out / "colorize" / refs
-        steps.start(f"eval colorize --refs {refs} --method {','.join(config.methods())}", folder)
-        found[refs] = run_colorize_eval(
-            dataset, refs, config.methods(), config.embedder, folder, pick_device(device),
-            colorize_overrides(config.embedder), short_side, config.max_frames, config.refiner, progress,
-        )
+    folders = {out / "colorize" / refs: refs for refs in config.refs}
+    Steps(1, progress).start(
+        f"eval colorize --refs {','.join(config.refs)} --method {','.join(config.methods())}", out / "colorize"
+    )
+    grid = run_colorize_grid(
+        dataset, folders, config.methods(), config.embedder, pick_device(device), colorize_overrides(config.embedder),
+        short_side, config.max_frames, config.refiner, progress, frame_short_side=config.frame_short_side or None,
+    )
+    found = {refs: grid[folder] for folder, refs in folders.items()}
     results = _results(config, dataset, found)
     write_outputs(out, results, _page(results))
     return results
@@ -93,7 +98,8 @@ def _measured(found: dict, suffix: str = "") -> dict:
 
 def _our_dataset(config: AkimotoConfig, dataset: DavisDataset) -> str:
     frames = f", first {config.max_frames} frames of each" if config.max_frames else ""
-    return f"{Path(config.davis).name}, {len(dataset)} sequence(s){frames}, {config.resolution}"
+    scaled = f" resized to short side {config.frame_short_side}" if config.frame_short_side else ""
+    return f"{Path(config.davis).name}, {len(dataset)} sequence(s){frames}, {config.resolution}{scaled}"
 
 
 def _results(config: AkimotoConfig, dataset: DavisDataset, found: dict) -> dict:
