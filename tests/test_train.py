@@ -343,3 +343,28 @@ def test_training_lowers_the_loss_and_learns_to_track(data_dir: Path, tmp_path: 
     untrained_iou = np.mean([_mean_iou(untrained, video) for video in videos])
     # Measured: about 0.6 against 0.0 here, and at least 0.35 against 0.08 over training seeds 0-2.
     assert trained_iou > untrained_iou + 0.15
+
+
+def test_averaged_checkpoint_holds_the_mean_weights_and_loads_strictly(data_dir: Path, tmp_path: Path) -> None:
+    run = train(tiny_config(data_dir, tmp_path / "run", steps=6, checkpoint_every=3, keep_checkpoints=0))
+    steps = [ckpt.checkpoint_dir(run.run_dir, step) for step in (3, 6)]
+    from colortrack.cli.main import main as cli
+
+    assert cli(["average", *map(str, steps), "--out", str(tmp_path / "avg")]) == 0
+    first, last = (load_file(str(step / ckpt.WEIGHTS)) for step in steps)
+    averaged = load_file(str(tmp_path / "avg" / ckpt.WEIGHTS))
+    assert averaged.keys() == last.keys()
+    for name, tensor in last.items():
+        expected = (first[name].double() + tensor.double()) / 2 if tensor.is_floating_point() else tensor
+        torch.testing.assert_close(averaged[name], expected.to(tensor.dtype), msg=name)
+    assert any(not torch.equal(first[n], last[n]) for n in last if last[n].is_floating_point())
+    model = ckpt.load_embedder(tmp_path / "avg")
+    assert ckpt.read_meta(tmp_path / "avg")["averaged"] == [str(step) for step in steps]
+    assert model.config == ckpt.load_embedder(steps[1]).config
+
+
+def test_checkpoints_of_different_networks_are_not_averaged(data_dir: Path, tmp_path: Path) -> None:
+    small = train(tiny_config(data_dir, tmp_path / "a", steps=1, checkpoint_every=100))
+    other = train(tiny_config(data_dir, tmp_path / "b", steps=1, checkpoint_every=100, model=dataclasses.replace(TINY, embed_dim=8)))
+    with pytest.raises(InputError, match="different networks"):
+        ckpt.average_checkpoints([small.checkpoint, other.checkpoint], tmp_path / "avg")

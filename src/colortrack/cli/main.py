@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("colortrack.cli.eval:add_eval_parser", "evaluate on a benchmark"),
     "demo": ("colortrack.cli.demo:add_demo_parser", "every capability on a built-in scene with exact ground truth, beside its baselines, on one HTML page"),
     "train": ("colortrack.cli.train:add_train_parser", "learn to track by colourizing unlabelled videos"),
+    "average": ("colortrack.cli.average:add_average_parser", "average the weights of several checkpoints of one run into one"),
     "shards": ("colortrack.cli.shards:add_shards_parser", "prepare a sharded training corpus (tar files of clips) for train --shards"),
     "train-refiner": (
         "colortrack.cli.train_refiner:add_train_refiner_parser",

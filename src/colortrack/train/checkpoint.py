@@ -76,6 +76,29 @@ def save_checkpoint(
     return folder
 
 
+def average_checkpoints(paths: list[str | os.PathLike], out: str | os.PathLike) -> Path:
+    """Write to ``out`` (a weights-only checkpoint folder) the mean of the weights of ``paths``:
+    checkpoints of one run, e.g. along a constant learning rate. Floating tensors (batch-norm
+    statistics included) are averaged, integer counters taken from the last; the description is
+    the last checkpoint's, with ``averaged`` listing the sources. Returns ``out``."""
+    if not paths:
+        raise InputError("average", "no checkpoints to average")
+    metas = [read_meta(path) for path in paths]
+    if any(meta["model_config"] != metas[-1]["model_config"] for meta in metas):
+        raise InputError(paths[0], "checkpoints of different networks cannot be averaged")
+    weights = [_read_weights(path) for path in paths]
+    mean = {
+        name: torch.stack([w[name].double() for w in weights]).mean(0).to(last.dtype) if last.is_floating_point() else last
+        for name, last in weights[-1].items()
+    }
+    folder = Path(out)
+    make_dirs(folder)
+    with atomic_write(folder / WEIGHTS) as tmp:
+        save_file(mean, str(tmp))
+    atomic_write_json(folder / META, {**metas[-1], "averaged": [str(path) for path in paths]})
+    return folder
+
+
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
     """The complete checkpoint of ``run_dir`` with the highest step, or None."""
     root = Path(run_dir) / CHECKPOINTS
