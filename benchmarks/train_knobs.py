@@ -18,14 +18,13 @@ import json
 import shlex
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-import colortrack.core.affinity as affinity_module
 from colortrack.core.affinity import AffinityConfig
 from colortrack.io.atomic import atomic_write_json
 from colortrack.models.network import MODEL_PRESETS, ColorizationNet
@@ -57,7 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 @contextmanager
 def bf16_similarity():
-    """The loss's similarity products (C-dimensional dot products) in bf16, outputs back in fp32."""
+    """The loss's similarity products (C-dimensional dot products) in bf16, outputs back in fp32
+    (torch.bmm is replaced for the duration: the affinity calls it through the torch module)."""
     exact = torch.bmm
 
     def bmm(a, b):
@@ -65,11 +65,11 @@ def bf16_similarity():
             return exact(a.bfloat16(), b.bfloat16()).float()
         return exact(a, b)
 
-    affinity_module.torch.bmm = bmm
+    torch.bmm = bmm
     try:
         yield
     finally:
-        affinity_module.torch.bmm = exact
+        torch.bmm = exact
 
 
 class Case:
@@ -138,7 +138,7 @@ def gradient_agreement(run: Path, batches: int) -> list[dict]:
         model.zero_grad()
         with torch.autocast("cpu", dtype=torch.bfloat16):
             embeddings = model(batch["input"])
-        with bf16_similarity() if cheap else _nothing():
+        with bf16_similarity() if cheap else nullcontext():
             loss = colorization_loss(embeddings.float(), batch["color_ids"], config.num_colors, affinity)
         loss.backward()
         return torch.cat([p.grad.flatten() for p in model.parameters()])
@@ -156,11 +156,6 @@ def gradient_agreement(run: Path, batches: int) -> list[dict]:
         })
         previous = exact
     return rows
-
-
-@contextmanager
-def _nothing():
-    yield
 
 
 def markdown(command: str, rows: list[Row], agreement: list[dict]) -> str:
