@@ -30,6 +30,7 @@ from colortrack.train.data import (
     find_videos,
     prepare_cache,
     subsample_indices,
+    _turned_crop,
 )
 from colortrack.train.loss import ImageColorizer, colorization_loss, image_colorization_loss, objective_loss, regression_loss
 from colortrack.train.quantize import fit_color_centers, quantize
@@ -158,6 +159,27 @@ def test_clips_are_a_pure_function_of_the_index(data_dir: Path, tmp_path: Path) 
     assert ranks == [[[12, 13], [16, 17]], [[14, 15], [18, 19]]]
 
 
+def test_rotation_turns_each_clip_frame_about_the_crop_centre(tmp_path: Path) -> None:
+    frame = np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    crop = frame[6:30, 10:34]
+    assert np.array_equal(_turned_crop(frame, 6, 10, 24, 24, 0.0), crop)
+    assert np.array_equal(_turned_crop(frame, 6, 10, 24, 24, 90.0), np.rot90(crop))
+    assert np.array_equal(_turned_crop(frame, 6, 10, 24, 24, -180.0), crop[::-1, ::-1])
+    # A still video: without rotation every clip frame is the same; with it frame t turns by t x rate.
+    np.save(tmp_path / "still.npy", np.ascontiguousarray(np.broadcast_to(frame, (6, 40, 48, 3))))
+    video = CachedVideo("still", str(tmp_path / "still.npy"), 6, 40, 48)
+    centers = torch.tensor([[0.0, 0.0], [20.0, 20.0], [-20.0, 20.0]])
+    still = ClipConfig(crop_size=24, stride=4)
+    turning = dataclasses.replace(still, rotation=30.0)
+    for index in range(5):
+        plain, turned = (ClipDataset([video], centers, config, seed=1)[index] for config in (still, turning))
+        assert all(torch.equal(plain["input"][t], plain["input"][0]) for t in range(4))
+        assert torch.equal(turned["input"][0], plain["input"][0]) and torch.equal(turned["ab"][0], plain["ab"][0])
+        assert not torch.equal(turned["input"][3], plain["input"][3]) and not torch.equal(turned["ab"][3], plain["ab"][3])
+    with pytest.raises(InputError, match="--rotation"):
+        TrainConfig(rotation=-1.0).resolved()
+
+
 # ----------------------------------------------------------------------------------- checkpoints and resume
 def test_clip_frames_are_at_most_max_gap_apart(tmp_path: Path) -> None:
     # Frame i of the cached video is filled with the value i: a clip's values are its frame indices.
@@ -280,9 +302,10 @@ def test_cli_resume_allows_only_harmless_changes(data_dir: Path, tmp_path: Path)
     with pytest.raises(InputError, match="--crop-size"):
         config_from_args(changed)
     variant = parser.parse_args(["train", "--data", str(data_dir), "--out", str(tmp_path / "v"), "--clip-frames", "5",
-                                 "--max-gap", "3", "--input-jitter", "0.2", "--objective", "regression"])
+                                 "--max-gap", "3", "--input-jitter", "0.2", "--objective", "regression", "--rotation", "12"])
     config = config_from_args(variant).resolved()
     assert (config.clip_frames, config.max_gap, config.input_jitter, config.objective) == (5, 3, 0.2, "regression")
+    assert config.rotation == 12.0
     with pytest.raises(InputError, match="--max-gap"):
         dataclasses.replace(config, max_gap=0).resolved()
 

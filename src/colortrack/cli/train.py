@@ -42,6 +42,7 @@ _OPTIONS = {
     "clip_frames": "clip_frames",
     "max_gap": "max_gap",
     "input_jitter": "input_jitter",
+    "rotation": "rotation",
     "objective": "objective",
     "shards": "shards",
 }
@@ -74,6 +75,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--clip-frames", type=int, help="frames per clip: references + 1 target (default 4, as in the paper)")
     add("--max-gap", type=int, help="clip frames are 1..MAX_GAP cached frames apart, drawn per clip (default 1)")
     add("--input-jitter", type=float, help="photometric jitter of the input only, targets unchanged (default 0)")
+    add("--rotation", type=float, help="synthetic in-plane spin: each clip turns at up to ROTATION degrees a frame (default 0)")
     add("--shards", help="a sharded corpus (folder or URL of `colortrack shards` output) instead of --data")
     add("--objective", choices=OBJECTIVES, help="ce: cross-entropy over 16 colour clusters (default); regression: smooth-L1 on ab; "
         "image: the single-image colorization baseline (each frame's colour clusters from that frame alone)")

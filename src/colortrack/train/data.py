@@ -72,6 +72,10 @@ class ClipConfig:
     a contrast in [1 - j, 1 + j] about its mean and shifted by up to 50 j, ab scaled by a
     saturation in [1 - j, 1 + j]); the colour targets are those of the unchanged frames, so the
     embedding must match through lighting changes. 0 disables it.
+    rotation: synthetic in-plane spin: a clip turns at a rate drawn uniformly in [-rotation,
+    rotation] degrees per frame about its crop centre (frame t by t x rate), input and colour
+    targets alike, so that the embedding must follow objects that rotate in the image plane,
+    which upright training video rarely shows. 0 disables it (no draw from the clip's rng).
     """
 
     crop_size: int = 256
@@ -83,6 +87,7 @@ class ClipConfig:
     channel_dropout: float = 0.0
     max_gap: int = 1
     input_jitter: float = 0.0
+    rotation: float = 0.0
 
 
 # ----------------------------------------------------------------------------------- discovery
@@ -313,7 +318,8 @@ class ClipDataset(Dataset):
 
 
 def _crop(frames: np.ndarray, config: ClipConfig, rng: np.random.Generator) -> np.ndarray:
-    """(T, H, W, 3) -> (T, S, S, 3): the same random square crop, rescale and flip for all frames."""
+    """(T, H, W, 3) -> (T, S, S, 3): the same random square crop, rescale and flip for all frames,
+    turned frame by frame when ``config.rotation`` is set."""
     height, width = frames.shape[1:3]
     low, high = config.scale_jitter
     side = int(round(config.crop_size * rng.uniform(low, high)))
@@ -321,13 +327,28 @@ def _crop(frames: np.ndarray, config: ClipConfig, rng: np.random.Generator) -> n
     top = int(rng.integers(height - side + 1))
     left = int(rng.integers(width - side + 1))
     flip = config.hflip and bool(rng.integers(2))
-    out = []
-    for frame in frames[:, top : top + side, left : left + side]:
-        if side != config.crop_size:
-            interpolation = cv2.INTER_AREA if side > config.crop_size else cv2.INTER_LINEAR
-            frame = cv2.resize(frame, (config.crop_size, config.crop_size), interpolation=interpolation)
-        out.append(frame[:, ::-1] if flip else frame)
-    return np.ascontiguousarray(np.stack(out))
+    if config.rotation > 0:
+        rate = rng.uniform(-config.rotation, config.rotation)
+        out = [_turned_crop(frame, top, left, side, config.crop_size, rate * t) for t, frame in enumerate(frames)]
+    else:
+        out = [_resized(frame, config.crop_size) for frame in frames[:, top : top + side, left : left + side]]
+    return np.ascontiguousarray(np.stack([frame[:, ::-1] if flip else frame for frame in out]))
+
+
+def _resized(frame: np.ndarray, size: int) -> np.ndarray:
+    if frame.shape[0] == size:
+        return frame
+    interpolation = cv2.INTER_AREA if frame.shape[0] > size else cv2.INTER_LINEAR
+    return cv2.resize(frame, (size, size), interpolation=interpolation)
+
+
+def _turned_crop(frame: np.ndarray, top: int, left: int, side: int, size: int, degrees: float) -> np.ndarray:
+    """(size, size, 3): the ``side`` square at (top, left) turned by ``degrees`` about its centre
+    (counter-clockwise on screen) and resized to ``size``; outside the frame it is mirrored."""
+    centre = (left + side / 2 - 0.5, top + side / 2 - 0.5)
+    matrix = cv2.getRotationMatrix2D(centre, degrees, size / side)
+    matrix[:, 2] += size / 2 - 0.5 - np.array(centre)
+    return cv2.warpAffine(np.asarray(frame), matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
 
 
 def _jitter(lab: Tensor, strength: float, rng: np.random.Generator) -> Tensor:

@@ -71,7 +71,7 @@ class TrainConfig:
     init: a checkpoint whose weights start the run (fresh optimizer and schedule); a gray-input
     checkpoint can start a "lab" run: the new a, b input weights start at zero.
     clip_frames: frames per clip: clip_frames - 1 references and one target (paper: 4).
-    max_gap / input_jitter: see :class:`colortrack.train.data.ClipConfig`.
+    max_gap / input_jitter / rotation: see :class:`colortrack.train.data.ClipConfig`.
     objective: "ce" (the paper's cross-entropy over quantized colours), "regression"
     (smooth-L1 on the copied ab, :func:`colortrack.train.loss.regression_loss`) or "image" (the
     single-image colorization baseline: every frame's colours from that frame alone, through a
@@ -110,6 +110,7 @@ class TrainConfig:
     init: str | None = None
     max_gap: int = 1
     input_jitter: float = 0.0
+    rotation: float = 0.0
     objective: str = "ce"
     shards: str | None = None
 
@@ -134,8 +135,9 @@ class TrainConfig:
         for option, value, low in (("--clip-frames", self.clip_frames, 2), ("--max-gap", self.max_gap, 1)):
             if value < low:
                 raise InputError(option, f"must be at least {low}, got {value}")
-        if self.input_jitter < 0:
-            raise InputError("--input-jitter", f"must not be negative, got {self.input_jitter}")
+        for option, value in (("--input-jitter", self.input_jitter), ("--rotation", self.rotation)):
+            if value < 0:
+                raise InputError(option, f"must not be negative, got {value}")
         if not self.lr_schedule or self.lr_schedule[0][0] != 0:
             raise InputError("--lr", "the schedule must start at step 0")
         return replace(self, model=model, crop_size=crop, lr_schedule=sorted(map(tuple, self.lr_schedule)))
@@ -403,6 +405,7 @@ def _clip_config(config: TrainConfig) -> ClipConfig:
         channel_dropout=config.channel_dropout,
         max_gap=config.max_gap,
         input_jitter=config.input_jitter,
+        rotation=config.rotation,
     )
 
 
