@@ -8,7 +8,7 @@ the overlay video) in a fresh process, in the command's environment (idle OpenMP
 so its peak memory (resident set; on GPU also the peak of allocated CUDA memory) is its own. Cases, for every ``--frames`` count:
 
 * ``default``: the default preset (what ``colortrack track`` does without options);
-* ``quality``: the quality preset (``--preset quality``: first + 15 recent frames, flip fusion);
+* ``quality``: the quality preset (``--preset quality``: the default on frames embedded at a short side of 360);
 * ``context20-local``: the default preset with 20 context frames (first + 19 recent);
 * ``context20-dense``: the same, with the affinity computed densely over every reference pixel
   and then masked to the window (how published trackers do it), for ``--dense-frames`` counts only

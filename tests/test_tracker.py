@@ -183,9 +183,9 @@ def test_fusion_settings_survive_a_saved_config():
     assert TrackConfig.from_dict({k: v for k, v in PRESETS["default"].to_dict().items() if k not in ("flip", "extra_short_sides")}) == PRESETS["default"]
 
 
-def test_quality_preset_is_the_default_with_more_context_and_flip_fusion():
+def test_quality_preset_is_the_default_on_larger_frames():
     default, quality = PRESETS["default"], PRESETS["quality"]
-    assert quality == replace(default, memory=replace(default.memory, recent=15), flip=True)
+    assert quality == replace(default, short_side=360)
 
 
 @pytest.mark.skipif(not _native_bf16(), reason="bfloat16 scoring needs a CPU with bfloat16 instructions")
