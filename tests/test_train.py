@@ -180,6 +180,21 @@ def test_rotation_turns_each_clip_frame_about_the_crop_centre(tmp_path: Path) ->
         TrainConfig(rotation=-1.0).resolved()
 
 
+def test_ab_dropout_share_picks_which_channels_a_dropped_clip_loses(data_dir: Path, tmp_path: Path) -> None:
+    videos = prepare_cache(find_videos([data_dir]), tmp_path, 64, 24.0, 4)
+    centers = torch.tensor([[0.0, 0.0], [20.0, 20.0]])
+    base = ClipConfig(crop_size=32, input_mode="lab", stride=4, channel_dropout=1.0)
+
+    def dropped(share: float) -> set[str]:
+        config = dataclasses.replace(base, ab_dropout_share=share)
+        inputs = [ClipDataset(videos, centers, config, seed=5)[index]["input"] for index in range(12)]
+        return {"ab" if not x[:, 1:].any() else "L" if not x[:, :1].any() else "none" for x in inputs}
+
+    assert dropped(1.0) == {"ab"} and dropped(0.0) == {"L"} and dropped(0.5) == {"ab", "L"}
+    with pytest.raises(InputError, match="--ab-dropout-share"):
+        TrainConfig(ab_dropout_share=1.5).resolved()
+
+
 # ----------------------------------------------------------------------------------- checkpoints and resume
 def test_clip_frames_are_at_most_max_gap_apart(tmp_path: Path) -> None:
     # Frame i of the cached video is filled with the value i: a clip's values are its frame indices.

@@ -30,6 +30,7 @@ _OPTIONS = {
     "kmeans_samples": "kmeans_samples",
     "temperature": "temperature",
     "channel_dropout": "channel_dropout",
+    "ab_dropout_share": "ab_dropout_share",
     "precision": "precision",
     "workers": "workers",
     "device": "device",
@@ -72,6 +73,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--kmeans-samples", type=int, help="ab samples for k-means (default 20000)")
     add("--temperature", type=float, help="softmax temperature of the training affinity (default 1)")
     add("--channel-dropout", type=float, help="lab input: share of clips with ab or L zeroed (default 0.5)")
+    add("--ab-dropout-share", type=float, help="lab input: part of the dropped clips that lose ab rather than L (default 0.5)")
     add("--clip-frames", type=int, help="frames per clip: references + 1 target (default 4, as in the paper)")
     add("--max-gap", type=int, help="clip frames are 1..MAX_GAP cached frames apart, drawn per clip (default 1)")
     add("--input-jitter", type=float, help="photometric jitter of the input only, targets unchanged (default 0)")

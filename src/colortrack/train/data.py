@@ -64,8 +64,9 @@ class ClipConfig:
     resized to crop_size (clamped to the frame). (1, 1) disables it.
     hflip: mirror half of the clips (all frames alike).
     stride: the network's stride; targets are given per feature cell.
-    channel_dropout: for "lab" input, the probability that a clip has its ab channels (or, with
-    equal chance, its L channel) zeroed in the input, as in CorrFlow.
+    channel_dropout: for "lab" input, the probability that a clip has its ab channels (or its L
+    channel) zeroed in the input, as in CorrFlow; ``ab_dropout_share`` of those lose ab (0.5: equal
+    chance), the rest lose L.
     max_gap: the clip's frames are ``g`` cached frames apart, ``g`` uniform in [1, max_gap] per
     clip (shrunk to fit the video): longer, more varied motion between references and target.
     input_jitter: strength ``j`` of a per-clip photometric change of the *input* only (L scaled by
@@ -88,6 +89,7 @@ class ClipConfig:
     max_gap: int = 1
     input_jitter: float = 0.0
     rotation: float = 0.0
+    ab_dropout_share: float = 0.5
 
 
 # ----------------------------------------------------------------------------------- discovery
@@ -364,13 +366,13 @@ def _jitter(lab: Tensor, strength: float, rng: np.random.Generator) -> Tensor:
 
 
 def _drop_channels(x: Tensor, config: ClipConfig, rng: np.random.Generator) -> Tensor:
-    """x: (T, 3, S, S) Lab input. With probability channel_dropout zero ab, or L, for the clip."""
+    """x: (T, 3, S, S) Lab input. With probability channel_dropout zero ab (or L) for the clip."""
     if config.input_mode != "lab" or config.channel_dropout <= 0:
         return x
     if rng.random() >= config.channel_dropout:
         return x
     x = x.clone()
-    if rng.random() < 0.5:
+    if rng.random() < config.ab_dropout_share:
         x[:, 1:] = 0.0
     else:
         x[:, :1] = 0.0

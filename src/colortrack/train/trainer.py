@@ -63,7 +63,8 @@ class TrainConfig:
     crop_size: None takes DEFAULT_CROP[model_preset] (128 when unknown).
     cache_short_side / fps: frames are cached at this short side and frame rate (paper ~6 fps).
     cache_dir: None caches in RUN_DIR/cache.
-    channel_dropout: "lab" input only: share of clips with their ab (or L) input zeroed.
+    channel_dropout: "lab" input only: share of clips with their ab (or L) input zeroed;
+    ab_dropout_share: the part of those that lose ab (the rest lose L).
     precision: "fp32", "bf16", "fp16" (with a gradient scaler) or "auto" (bf16 or fp16 on CUDA,
     fp32 on CPU). The affinity softmax and the loss always run in fp32.
     keep_checkpoints: how many recent checkpoints to keep (0: all).
@@ -91,6 +92,7 @@ class TrainConfig:
     scale_jitter: tuple[float, float] = (0.8, 1.25)
     hflip: bool = True
     channel_dropout: float = 0.5
+    ab_dropout_share: float = 0.5
     cache_short_side: int = 240
     cache_dir: str | None = None
     fps: float = 6.0
@@ -138,6 +140,8 @@ class TrainConfig:
         for option, value in (("--input-jitter", self.input_jitter), ("--rotation", self.rotation)):
             if value < 0:
                 raise InputError(option, f"must not be negative, got {value}")
+        if not 0 <= self.ab_dropout_share <= 1:
+            raise InputError("--ab-dropout-share", f"must be in [0, 1], got {self.ab_dropout_share}")
         if not self.lr_schedule or self.lr_schedule[0][0] != 0:
             raise InputError("--lr", "the schedule must start at step 0")
         return replace(self, model=model, crop_size=crop, lr_schedule=sorted(map(tuple, self.lr_schedule)))
@@ -403,6 +407,7 @@ def _clip_config(config: TrainConfig) -> ClipConfig:
         input_mode=config.model.input_mode,
         stride=config.model.stride,
         channel_dropout=config.channel_dropout,
+        ab_dropout_share=config.ab_dropout_share,
         max_gap=config.max_gap,
         input_jitter=config.input_jitter,
         rotation=config.rotation,
