@@ -9,6 +9,8 @@ so its peak memory (resident set; on GPU also the peak of allocated CUDA memory)
 
 * ``default``: the default preset (what ``colortrack track`` does without options);
 * ``quality``: the quality preset (``--preset quality``: the default on frames embedded at a short side of 360);
+* ``default-global``: the default preset with the first frame searched over the whole frame
+  (``--anchors global``);
 * ``context20-local``: the default preset with 20 context frames (first + 19 recent);
 * ``context20-dense``: the same, with the affinity computed densely over every reference pixel
   and then masked to the window (how published trackers do it), for ``--dense-frames`` counts only
@@ -38,7 +40,6 @@ from colortrack.core.affinity import attend_dense
 from colortrack.io.atomic import atomic_write_json, atomic_write_text, make_dirs
 from colortrack.io.masks import write_mask
 from colortrack.io.video import VideoWriter
-from colortrack.core.memory import MemoryConfig
 from colortrack.models.registry import DEFAULT_METHOD, make_propagator, resolve_preset
 from colortrack.tasks.masks import track_video
 from colortrack.demo.synthetic import make_video
@@ -68,7 +69,9 @@ def run_case(case: dict) -> dict:
     device = pick_device(case["device"])
     config = resolve_preset(case.get("preset", "default"))
     if case["recent"] is not None:
-        config = replace(config, memory=MemoryConfig(keep_first=True, recent=case["recent"]))
+        config = replace(config, memory=replace(config.memory, recent=case["recent"]))
+    if case.get("anchors"):
+        config = replace(config, memory=replace(config.memory, global_anchors=case["anchors"] == "global"))
     if case["dense"]:
         import colortrack.core.tracker as tracker_module
 
@@ -138,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             case = {"name": name, "frames": frames, "video": str(video), "mask": str(mask), "out": str(args.out),
                     "method": args.method, "device": args.device, "dense": dense,
                     "recent": 19 if name.startswith("context20") else None,
-                    "preset": "quality" if name == "quality" else "default"}
+                    "preset": "quality" if name == "quality" else "default",
+                    "anchors": "global" if name.endswith("-global") else None}
             rows.append(spawn(case))
             print(table(rows[-1:]).splitlines()[-1], flush=True)
     markdown = table(rows)

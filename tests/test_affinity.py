@@ -24,6 +24,16 @@ def test_banded_equals_dense_masked_reference(topk, radius, chunk_size):
     assert torch.allclose(attend(queries, keys, values, config), expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("topk", [None, 1, 7, 40])
+@pytest.mark.parametrize("anchors", [1, 2, 3])
+def test_global_anchors_equal_the_dense_reference_with_their_window_lifted(topk, anchors):
+    queries, keys, values = random_inputs(seed=3)
+    config = AffinityConfig(temperature=0.3, topk=topk, radius=1)
+    expected = attend_dense(queries.float(), keys.float(), values.float(), config, anchors=anchors)
+    assert not torch.allclose(expected, attend_dense(queries.float(), keys.float(), values.float(), config))
+    assert torch.allclose(attend(queries, keys, values, config, anchors=anchors), expected, atol=1e-5)
+
+
 def test_chunked_equals_unchunked():
     queries, keys, values = random_inputs(seed=1, height=16, width=5)
     whole = attend(queries, keys, values, AffinityConfig(radius=None, topk=5, chunk_size=10_000))
@@ -241,6 +251,15 @@ def test_bf16_embeddings_get_the_float32_top_k_and_weights(monkeypatch):
     assert torch.allclose(out, expected, atol=1e-6)
     assert torch.equal(indices, expected_indices)
     assert torch.allclose(weights, expected_weights, atol=1e-6)
+
+
+@pytest.mark.skipif(not _native_bf16(), reason="bfloat16 scoring needs a CPU with bfloat16 instructions")
+def test_bf16_embeddings_with_a_global_anchor_equal_the_dense_reference():
+    queries, keys, values = smooth_bf16_inputs()
+    config = AffinityConfig(temperature=1.0, topk=10, radius=12)
+    expected = attend_dense(queries.float(), keys.float(), values, config, anchors=1)
+    with torch.no_grad():
+        assert torch.allclose(attend(queries, keys, values, config, anchors=1), expected, atol=1e-5)
 
 
 @pytest.mark.skipif(not _native_bf16(), reason="bfloat16 scoring needs a CPU with bfloat16 instructions")

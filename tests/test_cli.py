@@ -160,11 +160,13 @@ def test_command_line_overrides_the_preset():
     from colortrack.cli.options import track_config
 
     args = build_parser().parse_args(
-        ["track", "v.mp4", "--mask", "m.png", "--out", "o", "--preset", "paper", "--topk", "5", "--radius", "0", "--recent", "7", "--first-frame", "keep"]
+        ["track", "v.mp4", "--mask", "m.png", "--out", "o", "--preset", "paper", "--topk", "5", "--radius", "0", "--recent", "7", "--first-frame", "keep",
+         "--anchors", "global"]
     )
     config = track_config(args)
     assert (config.affinity.topk, config.affinity.radius, config.affinity.temperature) == (5, None, 0.5)
-    assert (config.memory.recent, config.memory.keep_first) == (7, True)
+    assert (config.memory.recent, config.memory.keep_first, config.memory.global_anchors) == (7, True, True)
+    assert not track_config(build_parser().parse_args(["track", "v.mp4", "--mask", "m.png", "--out", "o"])).memory.global_anchors
 
 
 def test_input_height_is_an_old_name_of_short_side():

@@ -49,3 +49,13 @@ def test_pinned_frames_stay_for_good_between_the_first_and_the_recent_ones():
     memory.pin(torch.full((2, 3, 3), 40.0), torch.full((1, 3, 3), 40.0))
     add_frames(memory, range(1, 6))
     assert frame_indices(memory) == [0, 40, 4, 5]
+
+
+def test_anchors_are_the_first_and_pinned_frames_at_the_front_of_the_context():
+    memory = ContextMemory(MemoryConfig(keep_first=True, recent=2))
+    add_frames(memory, [0])
+    memory.pin(torch.full((2, 3, 3), 9.0), torch.full((1, 3, 3), 9.0))
+    add_frames(memory, range(1, 5))
+    assert memory.num_anchors == 2
+    assert frame_indices(memory)[: memory.num_anchors] == [0, 9]
+    assert ContextMemory(MemoryConfig(keep_first=False, recent=2)).num_anchors == 0

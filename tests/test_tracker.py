@@ -212,3 +212,26 @@ def test_the_shipped_model_tracks_the_same_with_its_embeddings_scored_in_bf16(mo
     assert not certified
     np.testing.assert_allclose(compact, plain, atol=1e-5)  # float32 sums in another order
     assert (compact.argmax(1) != plain.argmax(1)).mean() < 1e-3
+
+
+def reappearing_object(num_frames=5, size=128, side=32):
+    """A textured square on a flat background at the left of frame 0, gone on frames 1-2, back at
+    the right (far beyond a 2-cell window) from frame 3. Returns frames and its true masks."""
+    patch = block_texture(side, side, seed=5)
+    frames = np.full((num_frames, size, 2 * size, 3), 128, np.uint8)
+    masks = np.zeros((num_frames, size, 2 * size), np.uint8)
+    for t, left in [(0, 16)] + [(t, 2 * size - side - 16) for t in range(3, num_frames)]:
+        frames[t, 48 : 48 + side, left : left + side] = patch
+        masks[t, 48 : 48 + side, left : left + side] = 1
+    return frames, masks
+
+
+@pytest.mark.parametrize("anchors", [True, False])
+def test_global_anchors_find_an_object_again_far_from_where_it_was_annotated(anchors):
+    frames, masks = reappearing_object()
+    config = replace(exact_tracker(recent=2).config, memory=MemoryConfig(keep_first=True, recent=2, global_anchors=anchors))
+    tracker = LabelTracker(LabPatchEmbedder(stride=8, patch=3), config, torch.device("cpu"))
+    label_map = LabelMap.from_mask(masks[0])
+    predicted = list(tracker.track(frames, label_map.to_onehot(masks[0])))
+    found = [iou(labels[1] > 0.5, truth > 0) for labels, truth in zip(predicted[3:], masks[3:])]
+    assert min(found) > 0.8 if anchors else max(found) == 0.0

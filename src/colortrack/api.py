@@ -80,7 +80,7 @@ class Tracker:
         path; preset: ``default``, ``color`` or ``paper`` (None: the method's tuned one); device:
         ``auto`` (CUDA when present), ``cpu``, ``cuda:1``, ... overrides: the ``colortrack track``
         options, None meaning not given: temperature, topk (0: all), radius (0: global), recent,
-        first_frame ("keep"/"drop"), short_side (0: native), precision, flip (True/False), extra_short_sides
+        first_frame ("keep"/"drop"), anchors ("global"/"window"), short_side (0: native), precision, flip (True/False), extra_short_sides
         (test-time fusion), sigma, lost_below, fade_below."""
         from colortrack.core.tracker import pick_device
         from colortrack.models.registry import make_propagator, track_config

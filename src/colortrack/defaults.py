@@ -18,7 +18,7 @@ PRESET_NAMES = ("paper", "default", "quality", "color")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 # The tracking settings a command line or ``Tracker.pretrained`` may override in a preset.
 TRACK_OPTIONS = (
-    "temperature", "topk", "radius", "recent", "first_frame", "short_side", "precision", "flip", "extra_short_sides",
+    "temperature", "topk", "radius", "recent", "first_frame", "anchors", "short_side", "precision", "flip", "extra_short_sides",
 )
 
 COLORIZE_METHODS = ("propagate", "reference", "spatiotemporal")

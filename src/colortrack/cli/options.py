@@ -26,6 +26,10 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
     tuning.add_argument("--recent", type=int, help="number of most recent frames in the context")
     tuning.add_argument("--first-frame", choices=("keep", "drop"), help="keep the first frame in the context")
     tuning.add_argument(
+        "--anchors", choices=("global", "window"),
+        help="search the annotated frames (first, keyframes) over the whole frame or only within the radius",
+    )
+    tuning.add_argument(
         "--short-side", "--input-height", type=int,
         help="resize frames so that their shorter side has this many pixels before embedding "
         "(0: native; --input-height is an old name)",

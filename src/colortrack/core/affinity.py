@@ -66,6 +66,7 @@ def attend(
     *,
     groups: tuple[Tensor, Tensor] | None = None,
     candidates: Tensor | None = None,
+    anchors: int = 0,
 ) -> Tensor:
     """Copy reference values to each target pixel through the affinity.
 
@@ -78,15 +79,48 @@ def attend(
     candidates: optional (B, h*w, M) long: for each target (row-major), indices into the N*h*w
         reference pixels (``n*h*w + y*w + x``), -1 for padding. Replaces the window (``radius`` is
         ignored); ``topk`` applies among the candidates. A target without any gets zeros.
+    anchors: the first ``anchors`` reference frames (a tracker's annotated frames) are searched
+        over the whole frame, the others within ``radius``; one top-k and softmax over both, so an
+        object is found again on its annotated frame however far it has moved since. Groups then
+        restrict each of the two parts on its own.
     Returns (B, L, h, w) in float32. Differentiable with respect to queries, keys and values.
     """
     _check_shapes(queries, keys, values)
     group_maps = _check_groups(groups, queries, keys)
     if candidates is not None:
         return _attend_candidates(queries, keys, values, config, candidates, group_maps)
-    if config.radius is None:
+    if config.radius is None or anchors >= keys.shape[1]:
         return _attend_global(queries, keys, values, config, _WEIGHTED_SUM, group_maps)
+    if anchors > 0:
+        return _attend_anchored(queries, keys, values, config, group_maps, anchors)
     return _attend_local(queries, keys, values, config, _WEIGHTED_SUM, group_maps)
+
+
+def _attend_anchored(
+    queries: Tensor, keys: Tensor, values: Tensor, config: AffinityConfig, groups: tuple[Tensor, Tensor] | None, anchors: int
+) -> Tensor:
+    """:func:`attend` with the first ``anchors`` of the N reference frames searched globally and
+    the rest within the window: each part gives its own best candidates (top-k scores and values,
+    or without a top-k its log-normaliser and weighted sum), merged as one softmax over both."""
+    parts = []
+    for frames, run in ((slice(None, anchors), _attend_global), (slice(anchors, None), _attend_local)):
+        part_groups = None if groups is None else (groups[0], groups[1][:, frames])
+        reduce = _SCORED_PICKS if config.topk is not None else _NORMALISED_SUM
+        parts.append(run(queries, keys[:, frames], values[:, frames], config, reduce, part_groups))
+    num_labels = values.shape[2]
+    if config.topk is None:
+        (norm_a, sum_a), (norm_b, sum_b) = (part.split([1, num_labels], dim=1) for part in parts)
+        norm = torch.logaddexp(norm_a, norm_b)
+        return (norm_a - norm).exp() * sum_a + (norm_b - norm).exp() * sum_b
+    scores, picked = [], []
+    for part in parts:
+        count = part.shape[1] // (num_labels + 1)
+        scores.append(part[:, :count])
+        picked.append(part[:, count:].unflatten(1, (count, num_labels)))
+    scores, picked = torch.cat(scores, dim=1), torch.cat(picked, dim=1)  # (B, K, h, w), (B, K, L, h, w)
+    best, index = scores.topk(min(config.topk, scores.shape[1]), dim=1)
+    chosen = torch.gather(picked, 1, index[:, :, None].expand(-1, -1, num_labels, -1, -1))
+    return (torch.softmax(best, dim=1)[:, :, None] * chosen).sum(dim=1)
 
 
 def affinity_topk(
@@ -115,10 +149,13 @@ def affinity_topk(
     return weights.contiguous(), indices.round().long().clamp_min(0)
 
 
-def attend_dense(queries: Tensor, keys: Tensor, values: Tensor, config: AffinityConfig, **_) -> Tensor:
-    """The naive reference for :func:`attend` (same arguments, no restrictions): the full
-    (h*w, N*h*w) affinity of the frame at once, masked to the window afterwards, then top-k and
-    softmax. Memory grows with the square of the frame size; used by tests and benchmarks."""
+def attend_dense(
+    queries: Tensor, keys: Tensor, values: Tensor, config: AffinityConfig, anchors: int = 0, **_
+) -> Tensor:
+    """The naive reference for :func:`attend` (same arguments, no groups or candidates): the full
+    (h*w, N*h*w) affinity of the frame at once, masked to the window afterwards (except the first
+    ``anchors`` frames), then top-k and softmax. Memory grows with the square of the frame size;
+    used by tests and benchmarks."""
     batch, _, height, width = queries.shape
     num_refs = keys.shape[1]
     q = queries.flatten(2).transpose(1, 2).float() / config.temperature  # (B, h*w, C)
@@ -126,7 +163,9 @@ def attend_dense(queries: Tensor, keys: Tensor, values: Tensor, config: Affinity
     if config.radius is not None:
         ys, xs = (c.flatten().to(q.device) for c in torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij"))
         far = ((ys[:, None] - ys[None]).abs() > config.radius) | ((xs[:, None] - xs[None]).abs() > config.radius)
-        similarity.masked_fill_(far.repeat(1, num_refs), float("-inf"))
+        far = far.repeat(1, num_refs)
+        far[:, : anchors * height * width] = False
+        similarity.masked_fill_(far, float("-inf"))
     if config.topk is not None and config.topk < similarity.shape[-1]:
         kth = similarity.topk(config.topk, dim=-1).values[..., -1:]
         similarity.masked_fill_(similarity < kth, float("-inf"))
@@ -735,13 +774,33 @@ def _weighted_sum(similarity: Tensor, values: Tensor, topk: int | None) -> Tenso
 def _weighted_picks(scores: Tensor, index: Tensor, values: Tensor) -> Tensor:
     """scores, index: (B, Q, k) of the chosen references; values: (B, R, L). Returns (B, Q, L)."""
     weights = torch.softmax(scores, dim=-1)  # (B, Q, k)
+    return (weights.unsqueeze(-1) * _picked_values(index, values)).sum(dim=2)
+
+
+def _picked_values(index: Tensor, values: Tensor) -> Tensor:
+    """index: (B, Q, k) into the R references; values: (B, R, L). Returns (B, Q, k, L)."""
     num_labels = values.shape[-1]
-    picked = torch.gather(
+    return torch.gather(
         values.unsqueeze(1).expand(-1, index.shape[1], -1, -1),
         2,
         index.unsqueeze(-1).expand(-1, -1, -1, num_labels),
-    )  # (B, Q, k, L)
-    return (weights.unsqueeze(-1) * picked).sum(dim=2)
+    )
+
+
+def _scored_whole(similarity: Tensor, values: Tensor, topk: int | None) -> Tensor:
+    """similarity: (B, Q, R) logits; values: (B, R, L). Returns (B, Q, k + k * L): the k best
+    logits, then their values (:func:`_attend_anchored` merges two such parts)."""
+    return _scored_picks(*_topk(similarity, min(topk, similarity.shape[-1])), values)
+
+
+def _scored_picks(scores: Tensor, index: Tensor, values: Tensor) -> Tensor:
+    return torch.cat([scores, _picked_values(index, values).flatten(2)], dim=-1)
+
+
+def _normalised_sum(similarity: Tensor, values: Tensor, topk: int | None) -> Tensor:
+    """similarity: (B, Q, R) logits over all references; values: (B, R, L). Returns (B, Q, 1 + L):
+    the log of the softmax's normaliser, then the weighted sum."""
+    return torch.cat([torch.logsumexp(similarity, dim=-1, keepdim=True), torch.bmm(torch.softmax(similarity, dim=-1), values)], dim=-1)
 
 
 def _topk_pairs(similarity: Tensor, values: Tensor, topk: int | None) -> Tensor:
@@ -759,6 +818,8 @@ def _index_pairs(scores: Tensor, index: Tensor, values: Tensor) -> Tensor:
 
 _WEIGHTED_SUM = _Reduction(_weighted_sum, _weighted_picks)
 _TOPK_PAIRS = _Reduction(_topk_pairs, _index_pairs)
+_SCORED_PICKS = _Reduction(_scored_whole, _scored_picks)
+_NORMALISED_SUM = _Reduction(_normalised_sum, None)
 
 
 def _topk(similarity: Tensor, k: int) -> tuple[Tensor, Tensor]:

@@ -14,10 +14,14 @@ from colortrack.errors import InputError
 @dataclass(frozen=True)
 class MemoryConfig:
     """keep_first: the annotated first frame stays in context for the whole video.
-    recent: how many of the most recent frames are kept besides it."""
+    recent: how many of the most recent frames are kept besides it.
+    global_anchors: the annotated frames (the first, pinned keyframes) are searched over the whole
+    frame, not only within the affinity's radius, so that what reappears far from where it was
+    annotated is found again (see :func:`colortrack.core.affinity.attend`, ``anchors``)."""
 
     keep_first: bool = True
     recent: int = 3
+    global_anchors: bool = False
 
 
 class ContextMemory:
@@ -45,6 +49,11 @@ class ContextMemory:
     def pin(self, key: Tensor, value: Tensor) -> None:
         """key: (C, h, w); value: (L, h, w) labels of an annotated frame kept for the whole video."""
         self._pinned.append((key, value))
+
+    @property
+    def num_anchors(self) -> int:
+        """How many of the context's frames, first in :meth:`context`, are annotated ones."""
+        return (self._first is not None) + len(self._pinned)
 
     def context(self) -> tuple[Tensor, Tensor]:
         """Returns keys (N, C, h, w) and values (N, L, h, w): the first frame, the pinned ones,

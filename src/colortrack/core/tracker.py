@@ -181,7 +181,8 @@ class LabelTracker:
         """key: (C, h, w) of the target frame. Returns its (L, h, w) labels from the memory's context."""
         keys, values = memory.context()
         groups = _known_references(values)
-        return _over_known(attend(key[None], keys[None], values[None], self.config.affinity, groups=groups)[0])
+        anchors = memory.num_anchors if self.config.memory.global_anchors else 0
+        return _over_known(attend(key[None], keys[None], values[None], self.config.affinity, groups=groups, anchors=anchors)[0])
 
     def _annotated(self, frame: np.ndarray, labels: np.ndarray, view: View | None = None) -> tuple[Tensor, Tensor]:
         """The (key (C, h, w), labels (L, h, w)) context entry of an annotated frame."""

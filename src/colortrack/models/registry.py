@@ -83,7 +83,7 @@ def resolve_preset(name: str | None, method: str = DEFAULT_METHOD) -> TrackConfi
 def track_config(preset: str | None = None, method: str = DEFAULT_METHOD, **overrides) -> TrackConfig:
     """The preset (default: the method's own) with ``overrides`` applied; an override that is
     None is not given. temperature, topk (0: all), radius (0: global), recent, first_frame
-    ("keep" or "drop"), short_side (0: native), precision, flip ("on"/"off" or a bool),
+    ("keep" or "drop"), anchors ("global" or "window": how annotated frames are searched), short_side (0: native), precision, flip ("on"/"off" or a bool),
     extra_short_sides: the command line's options."""
     unknown = sorted(set(overrides) - set(TRACK_OPTIONS))
     if unknown:
@@ -97,6 +97,10 @@ def track_config(preset: str | None = None, method: str = DEFAULT_METHOD, **over
         if given["first_frame"] not in ("keep", "drop"):
             raise InputError("first_frame", f"must be 'keep' or 'drop', not {given['first_frame']!r}")
         memory["keep_first"] = given["first_frame"] == "keep"
+    if "anchors" in given:
+        if given["anchors"] not in ("global", "window"):
+            raise InputError("anchors", f"must be 'global' or 'window', not {given['anchors']!r}")
+        memory["global_anchors"] = given["anchors"] == "global"
     return replace(
         config,
         affinity=replace(config.affinity, **affinity),
