@@ -7,6 +7,7 @@ from pathlib import Path
 
 from colortrack.cli.colorize import add_eval_colorize_parser
 from colortrack.cli.eval_badja import add_eval_badja_parser
+from colortrack.cli.eval_compare import add_eval_compare_parser
 from colortrack.cli.eval_motion import add_eval_motion_parser
 from colortrack.cli.options import add_method_options, add_point_options, tracker_of
 from colortrack.scale.launch import add_workers_option, batch_ranks, launch, wants_launch
@@ -34,6 +35,7 @@ def add_eval_parser(commands) -> None:
     add_eval_badja_parser(benchmarks)
     add_eval_colorize_parser(benchmarks)
     add_eval_motion_parser(benchmarks)
+    add_eval_compare_parser(benchmarks)
 
 
 def comma_list(text: str | None) -> list[str] | None:
