@@ -221,3 +221,21 @@ def test_the_example_runs(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "tracked 12 frames" in result.stdout and "colorized 12 frames" in result.stdout
     assert len(list(tmp_path.glob("*.png"))) == 12 and (tmp_path / "colorized.mp4").is_file()
+
+
+def test_a_checkpoint_carries_its_own_point_defaults_and_options_still_win(tmp_path):
+    import shutil
+
+    from colortrack.api import Tracker
+    from colortrack.models.registry import shipped_model_path
+
+    folder = tmp_path / "ckpt"
+    shutil.copytree(shipped_model_path(), folder)
+    meta = json.loads((folder / "checkpoint.json").read_text())
+    (folder / "checkpoint.json").write_text(json.dumps({**meta, "point_defaults": {"fade_below": 0.05}}))
+    assert Tracker.pretrained(str(folder)).points.fade_below == 0.05
+    assert Tracker.pretrained(str(folder), fade_below=0.3).points.fade_below == 0.3
+    assert Tracker.pretrained("flow").points.fade_below == Tracker.pretrained("identity").points.fade_below
+    (folder / "checkpoint.json").write_text(json.dumps({**meta, "point_defaults": {"fade": 0.05}}))
+    with pytest.raises(InputError, match="point_defaults"):
+        Tracker.pretrained(str(folder))

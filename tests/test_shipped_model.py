@@ -24,6 +24,23 @@ def test_shipped_model_is_the_default_and_loads():
     assert (shipped_model_path() / "model.safetensors").stat().st_size < 50 * 2**20
 
 
+def test_the_shipped_model_never_trained_on_the_dev_frames_and_the_first_one_stays_loadable():
+    from colortrack.defaults import FIRST_MODEL
+    from pathlib import Path
+
+    from colortrack.eval.protocol import TRAINING_FOLDERS
+    from colortrack.models.registry import packaged_model_path
+    from colortrack.train.checkpoint import read_meta
+
+    shipped, first = read_meta(shipped_model_path()), read_meta(packaged_model_path(FIRST_MODEL))
+    assert shipped["model_config"] == first["model_config"]
+    assert {Path(folder).name for folder in shipped["train_config"]["data"]} == set(TRAINING_FOLDERS)
+    assert any("davis" in folder for folder in first["train_config"]["data"])
+    assert shipped["point_defaults"] == {"fade_below": 0.1} and "point_defaults" not in first
+    new, old = (load_model(name, torch.device("cpu")).state_dict() for name in (SHIPPED_MODEL, FIRST_MODEL))
+    assert any(not torch.equal(new[name], old[name]) for name in new)
+
+
 @pytest.mark.parametrize("damage", ["drop", "extra", "reshape"])
 def test_a_mismatched_weights_file_is_an_error(tmp_path, damage):
     folder = tmp_path / "model"

@@ -32,7 +32,7 @@ from colortrack.train.data import (
     subsample_indices,
     _turned_crop,
 )
-from colortrack.train.loss import ImageColorizer, colorization_loss, image_colorization_loss, objective_loss, regression_loss
+from colortrack.train.loss import ImageColorizer, colorization_loss, cycle_loss, image_colorization_loss, objective_loss, regression_loss
 from colortrack.train.quantize import fit_color_centers, quantize
 from colortrack.train.trainer import TrainConfig, lr_at, train
 
@@ -104,6 +104,34 @@ def test_regression_loss_equals_hand_computed_values() -> None:
     assert loss_fn(embeddings).item() == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match="objective"):
         objective_loss("pixels", {}, 2, PRESETS["paper"].affinity)
+
+
+@pytest.mark.parametrize("frames", [2, 4])
+def test_cycle_loss_is_zero_for_distinct_cells_and_log_cells_for_uniform_ones(frames) -> None:
+    # Two cells per frame, 1-d embeddings: +10 and -10 everywhere walk back to themselves;
+    # equal embeddings spread every step evenly, so a label returns with probability 1/2.
+    distinct = torch.tensor([10.0, -10.0]).view(1, 1, 1, 1, 2).expand(1, frames, 1, 1, 2)
+    assert cycle_loss(distinct).item() == pytest.approx(0.0, abs=1e-6)
+    assert cycle_loss(torch.zeros(1, frames, 1, 1, 2)).item() == pytest.approx(math.log(2), rel=1e-6)
+    # A frame whose cells are swapped still walks back: the way out and the way back cancel.
+    swapped = distinct.clone()
+    swapped[0, 0] = -swapped[0, 0]
+    assert cycle_loss(swapped).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_cycle_weight_adds_the_weighted_cycle_term_and_reaches_every_parameter() -> None:
+    embeddings = torch.randn(2, 4, 3, 2, 3, requires_grad=True)
+    targets = {"color_ids": torch.randint(0, 2, (2, 4, 2, 3)), "ab": torch.randn(2, 4, 2, 2, 3)}
+    affinity = dataclasses.replace(PRESETS["paper"].affinity, temperature=1.0)
+    plain = objective_loss("ce", targets, 2, affinity)(embeddings)
+    both = objective_loss("ce", targets, 2, affinity, cycle_weight=0.5)(embeddings)
+    assert both.item() == pytest.approx(plain.item() + 0.5 * cycle_loss(embeddings, affinity).item(), rel=1e-6)
+    model = ColorizationNet(TINY)
+    clip = torch.rand(1, 4, 1, 32, 32)
+    cycle_loss(model(clip)).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    with pytest.raises(InputError, match="--cycle-weight"):
+        TrainConfig(data=["x"], out="o", cycle_weight=0.5, objective="image").resolved()
 
 
 def test_lr_schedule() -> None:
@@ -399,6 +427,27 @@ def test_averaged_checkpoint_holds_the_mean_weights_and_loads_strictly(data_dir:
     model = ckpt.load_embedder(tmp_path / "avg")
     assert ckpt.read_meta(tmp_path / "avg")["averaged"] == [str(step) for step in steps]
     assert model.config == ckpt.load_embedder(steps[1]).config
+
+
+def test_weighted_average_mixes_a_gray_stage_into_the_lab_stage_it_started(data_dir: Path, tmp_path: Path) -> None:
+    gray = train(tiny_config(data_dir, tmp_path / "gray", steps=1, checkpoint_every=100))
+    lab = train(tiny_config(data_dir, tmp_path / "lab", steps=1, checkpoint_every=100, input_mode="lab", init=str(gray.checkpoint)))
+    from colortrack.cli.main import main as cli
+
+    assert cli(["average", str(gray.checkpoint), str(lab.checkpoint), "--weights", "1", "3", "--out", str(tmp_path / "mix")]) == 0
+    g, l, mixed = (load_file(str(folder / ckpt.WEIGHTS)) for folder in (gray.checkpoint, lab.checkpoint, tmp_path / "mix"))
+    widened = [name for name in l if g[name].shape != l[name].shape]
+    assert len(widened) == 1 and g[widened[0]].shape[1] == 1 and l[widened[0]].shape[1] == 3
+    for name, tensor in l.items():
+        if not tensor.is_floating_point():
+            continue
+        ours = torch.cat([g[name], torch.zeros_like(tensor[:, 1:])], 1) if name in widened else g[name]
+        torch.testing.assert_close(mixed[name], (0.25 * ours.double() + 0.75 * tensor.double()).to(tensor.dtype), msg=name)
+    meta = ckpt.read_meta(tmp_path / "mix")
+    assert meta["model_config"]["input_mode"] == "lab" and meta["average_weights"] == [0.25, 0.75]
+    assert ckpt.load_embedder(tmp_path / "mix").config == ckpt.load_embedder(lab.checkpoint).config
+    with pytest.raises(InputError, match="--weights"):
+        ckpt.average_checkpoints([gray.checkpoint, lab.checkpoint], tmp_path / "bad", weights=[1.0])
 
 
 def test_checkpoints_of_different_networks_are_not_averaged(data_dir: Path, tmp_path: Path) -> None:

@@ -83,14 +83,14 @@ class Tracker:
         first_frame ("keep"/"drop"), anchors ("global"/"window"), short_side (0: native), precision, flip (True/False), extra_short_sides
         (test-time fusion), sigma, lost_below, fade_below."""
         from colortrack.core.tracker import pick_device
-        from colortrack.models.registry import make_propagator, track_config
+        from colortrack.models.registry import make_propagator, model_point_config, track_config
 
         name = str(name)
         preset = preset or default_preset(name)
         points = {key: overrides.pop(key) for key in POINT_OVERRIDES if key in overrides}
         config = track_config(preset, name, **overrides)
         propagator = make_propagator(name, config, pick_device(device))
-        return cls(propagator, config, point_config(**points), name, preset)
+        return cls(propagator, config, point_config(**points, base=model_point_config(name)), name, preset)
 
     def settings(self) -> dict:
         """The method, preset and tracking configuration (JSON-ready)."""
@@ -206,14 +206,15 @@ class Colorizer:
         return (ColorFrame(index, rgb) for index, rgb in enumerate(colorized))
 
 
-def point_config(sigma: float | None = None, lost_below: float | None = None, fade_below: float | None = None):
-    """Point encoding and decoding with overrides (None: not given; sigma None: sized per video
-    in feature cells, see :func:`colortrack.tasks.points.point_sigma`)."""
+def point_config(sigma: float | None = None, lost_below: float | None = None, fade_below: float | None = None, base=None):
+    """Point encoding and decoding: ``base`` (default :class:`colortrack.tasks.points.PointConfig`)
+    with overrides (None: not given; sigma None: sized per video in feature cells, see
+    :func:`colortrack.tasks.points.point_sigma`)."""
     from dataclasses import replace
 
     from colortrack.tasks.points import PointConfig
 
-    config = PointConfig()
+    config = base or PointConfig()
     if sigma is not None and not sigma > 0:
         raise InputError("--sigma", f"must be positive, got {sigma}")
     lost_below = config.lost_below if lost_below is None else lost_below

@@ -5,10 +5,12 @@ the command line's parser reads them, and the library builds its configurations 
 from __future__ import annotations
 
 SHIPPED_MODEL = "model"  # the trained embedder packaged in colortrack/weights/model
+# The model shipped until 2026-11-29 (trained on the DAVIS frames the dev sequences score), kept for comparison.
+FIRST_MODEL = "model-v1"
 # Vondrick et al.'s "single image colorization" baseline: the same network trained to colourize each
 # frame on its own (``colortrack train --objective image``), packaged in colortrack/weights/image-colorization.
 IMAGE_COLORIZATION = "image-colorization"
-PACKAGED_MODELS = (SHIPPED_MODEL, IMAGE_COLORIZATION)
+PACKAGED_MODELS = (SHIPPED_MODEL, FIRST_MODEL, IMAGE_COLORIZATION)
 # The shipped model, then the training-free ones (farneback: OpenCV's coarse-to-fine optical flow).
 TRACK_METHODS = (SHIPPED_MODEL, "identity", "flow", "color", "farneback")
 DEFAULT_METHOD = SHIPPED_MODEL

@@ -12,7 +12,7 @@ POINT_OPTIONS = ("sigma", "lost_below", "fade_below")
 def add_method_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--method", default=DEFAULT_METHOD,
-        help="model (the shipped weights, default), image-colorization (the single-image colorization baseline), "
+        help="model (the shipped weights, default), model-v1 (the weights shipped until 2026-11-29), image-colorization (the single-image colorization baseline), "
         "identity, flow (DIS), farneback (coarse-to-fine flow), color, or a checkpoint (file or run folder)",
     )
     parser.add_argument(
@@ -52,7 +52,8 @@ def add_point_options(parser: argparse.ArgumentParser) -> None:
     )
     points.add_argument(
         "--fade-below", type=float,
-        help="a point is lost while its confidence is under this fraction of its recent level (occlusion; 0: never)",
+        help="a point is lost while its confidence is under this fraction of its recent level (occlusion; 0: never; "
+        "default: the model's own, 0.2 where it has none)",
     )
 
 

@@ -45,6 +45,7 @@ _OPTIONS = {
     "input_jitter": "input_jitter",
     "rotation": "rotation",
     "objective": "objective",
+    "cycle_weight": "cycle_weight",
     "shards": "shards",
 }
 
@@ -81,6 +82,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--shards", help="a sharded corpus (folder or URL of `colortrack shards` output) instead of --data")
     add("--objective", choices=OBJECTIVES, help="ce: cross-entropy over 16 colour clusters (default); regression: smooth-L1 on ab; "
         "image: the single-image colorization baseline (each frame's colour clusters from that frame alone)")
+    add("--cycle-weight", type=float, help="weight of a cycle-consistency term: a walk around the clip's palindrome "
+        "through the same affinity must return to its start (default 0: off)")
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, config_class: type, run_files: str) -> None:

@@ -30,7 +30,7 @@ def shipped_model_path() -> Path:
 
 
 def is_packaged(spec: str | Path) -> bool:
-    """Whether ``spec`` names packaged weights (``model``, ``image-colorization``) rather than a path."""
+    """Whether ``spec`` names packaged weights (``model``, ``model-v1``, ``image-colorization``) rather than a path."""
     return str(spec) in PACKAGED_MODELS
 
 
@@ -40,7 +40,7 @@ def checkpoint_path(spec: str | Path) -> Path:
 
 
 def load_model(spec: str | Path, device: torch.device):
-    """A packaged name (``model``, ``image-colorization``) or a checkpoint path -> the trained
+    """A packaged name (``model``, ``model-v1``, ``image-colorization``) or a checkpoint path -> the trained
     embedder, loaded strictly."""
     from colortrack.train.checkpoint import load_embedder
 
@@ -53,6 +53,21 @@ def trained_weights(method: str) -> str | None:
     if method in TRAINING_FREE_METHODS:
         return None
     return method if is_packaged(method) or Path(method).exists() else None
+
+
+def model_point_config(method: str):
+    """The point settings a method decodes with: :class:`colortrack.tasks.points.PointConfig` with
+    a trained checkpoint's own ``point_defaults`` (``checkpoint.json``; e.g. the occlusion check's
+    ``fade_below``, fitted to how that model's maps fade) applied."""
+    from colortrack.tasks.points import PointConfig
+    from colortrack.train.checkpoint import read_meta
+
+    weights = trained_weights(method)
+    defaults = read_meta(checkpoint_path(weights)).get("point_defaults", {}) if weights is not None else {}
+    try:
+        return replace(PointConfig(), **defaults)
+    except TypeError as err:
+        raise InputError(checkpoint_path(weights) / "checkpoint.json", f"invalid point_defaults ({err})") from None
 
 
 def make_propagator(method: str, config: TrackConfig, device: torch.device) -> Propagator:

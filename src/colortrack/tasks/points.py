@@ -150,7 +150,9 @@ class FadeDetector:
     frozen while the point is lost, so it is found again when its first-frame map, kept in the
     context, brings its mass back.
 
-    The default 0.2 reports no joint of the JHMDB sample clip lost; a point covered by an occluder
+    The default 0.2 reports no joint of the JHMDB sample clip lost with ``model-v1``; a trained
+    checkpoint may carry its own (``point_defaults`` in its ``checkpoint.json``: the shipped model's
+    is 0.1, set by the same rule, :func:`colortrack.models.registry.model_point_config`); a point covered by an occluder
     or gone out of view drops lower (tests/test_keypoints.py). 0.4 flags such points a frame or two
     sooner but also many points in view on real video (docs/benchmarks.md, BADJA); neither tells
     an animal's far legs hidden behind its body, which look like the near ones.

@@ -76,27 +76,66 @@ def save_checkpoint(
     return folder
 
 
-def average_checkpoints(paths: list[str | os.PathLike], out: str | os.PathLike) -> Path:
+def average_checkpoints(
+    paths: list[str | os.PathLike], out: str | os.PathLike, weights: list[float] | None = None
+) -> Path:
     """Write to ``out`` (a weights-only checkpoint folder) the mean of the weights of ``paths``:
-    checkpoints of one run, e.g. along a constant learning rate. Floating tensors (batch-norm
-    statistics included) are averaged, integer counters taken from the last; the description is
-    the last checkpoint's, with ``averaged`` listing the sources. Returns ``out``."""
+    checkpoints of one run, e.g. along a constant learning rate, or of one lineage (a Lab stage
+    and the gray stage it started from, whose first convolution is widened with zero a, b weights
+    as :func:`warm_start` does). ``weights``: one per checkpoint (normalised to sum 1; None: equal).
+    Floating tensors (batch-norm statistics included) are averaged, integer counters taken from the
+    last; the description is the last Lab (or only) checkpoint's, with ``averaged`` listing the
+    sources and their weights. Returns ``out``."""
     if not paths:
         raise InputError("average", "no checkpoints to average")
+    shares = _shares(weights, len(paths))
     metas = [read_meta(path) for path in paths]
-    if any(meta["model_config"] != metas[-1]["model_config"] for meta in metas):
+    widest = max(range(len(paths)), key=lambda i: (metas[i]["model_config"].get("input_mode") == "lab", i))
+    target = metas[widest]["model_config"]
+    if any({**meta["model_config"], "input_mode": target["input_mode"]} != target for meta in metas):
         raise InputError(paths[0], "checkpoints of different networks cannot be averaged")
-    weights = [_read_weights(path) for path in paths]
+    states = [_read_weights(path) for path in paths]
+    reference = states[widest]
+    for state, path in zip(states, paths):
+        _widen_first_conv(state, reference, path)
     mean = {
-        name: torch.stack([w[name].double() for w in weights]).mean(0).to(last.dtype) if last.is_floating_point() else last
-        for name, last in weights[-1].items()
+        name: sum(share * state[name].double() for share, state in zip(shares, states)).to(last.dtype) if last.is_floating_point() else last
+        for name, last in reference.items()
     }
     folder = Path(out)
     make_dirs(folder)
     with atomic_write(folder / WEIGHTS) as tmp:
         save_file(mean, str(tmp))
-    atomic_write_json(folder / META, {**metas[-1], "averaged": [str(path) for path in paths]})
+    sources = [str(path) for path in paths]
+    described = {**metas[widest], "averaged": sources}
+    if weights is not None:
+        described["average_weights"] = shares
+    atomic_write_json(folder / META, described)
     return folder
+
+
+def _shares(weights: list[float] | None, count: int) -> list[float]:
+    if weights is None:
+        return [1.0 / count] * count
+    if len(weights) != count or any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise InputError("--weights", f"need {count} non-negative weights with a positive sum, got {weights}")
+    return [w / sum(weights) for w in weights]
+
+
+def _widen_first_conv(weights: dict[str, Tensor], expected: dict[str, Tensor], path: str | os.PathLike) -> None:
+    """In place: a first convolution with fewer input channels than ``expected``'s (a gray model's
+    against a Lab one) gets zero weights for the extra channels, so it computes what it did. Any
+    other difference is left for strict loading to report."""
+    differing = [key for key, value in weights.items() if key in expected and expected[key].shape != value.shape]
+    if len(differing) != 1 or weights[differing[0]].ndim != 4:
+        return
+    name = differing[0]
+    old, new = weights[name], expected[name]
+    if old.shape[0] != new.shape[0] or old.shape[2:] != new.shape[2:] or old.shape[1] > new.shape[1]:
+        raise InputError(path, f"checkpoint does not match the model: {name} {tuple(old.shape)} vs {tuple(new.shape)}")
+    widened = torch.zeros_like(new)
+    widened[:, : old.shape[1]] = old
+    weights[name] = widened
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
@@ -165,16 +204,7 @@ def warm_start(model: nn.Module, path: str | os.PathLike) -> None:
     model starting a Lab one): the extra input weights are set to zero, so the network computes
     what the checkpoint did until training changes them."""
     weights = _read_weights(path)
-    expected = model.state_dict()
-    first_conv = next(name for name, module in model.named_modules() if isinstance(module, nn.Conv2d)) + ".weight"
-    old = weights.get(first_conv)
-    new = expected.get(first_conv)
-    if old is not None and new is not None and old.shape != new.shape:
-        if old.shape[0] != new.shape[0] or old.shape[2:] != new.shape[2:] or old.shape[1] > new.shape[1]:
-            raise InputError(path, f"checkpoint does not match the model: {first_conv} {tuple(old.shape)} vs {tuple(new.shape)}")
-        widened = torch.zeros_like(new)
-        widened[:, : old.shape[1]] = old
-        weights[first_conv] = widened
+    _widen_first_conv(weights, model.state_dict(), path)
     _load_strictly(model, weights, path)
 
 

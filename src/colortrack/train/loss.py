@@ -85,14 +85,39 @@ def image_colorization_loss(logits: Tensor, color_ids: Tensor) -> Tensor:
     return F.cross_entropy(logits.flatten(0, 1), color_ids.flatten(0, 1))
 
 
-def objective_loss(objective: str, batch: dict[str, Tensor], num_colors: int, affinity: AffinityConfig):
+def cycle_loss(embeddings: Tensor, affinity: AffinityConfig = TRAINING_AFFINITY) -> Tensor:
+    """A random walk around the clip's palindrome must come back where it started (a cycle-
+    consistency term in the manner of Jabri et al.'s contrastive random walk): each target cell's
+    one-hot label walks from the target through the references back to the first one, then forward
+    to the target again, each step through the same affinity as the colours.
+
+    embeddings: (B, T, D, h, w). Returns the scalar mean over the B * h * w target cells of
+    -log(p[the cell's own label] + 1e-8)."""
+    batch, frames, _, height, width = embeddings.shape
+    cells = height * width
+    labels = torch.eye(cells, device=embeddings.device).view(1, cells, height, width).expand(batch, -1, -1, -1)
+    path = [*range(frames - 1, -1, -1), *range(1, frames)]  # T-1, ..., 0, ..., T-1
+    for source, target in zip(path, path[1:]):
+        labels = attend(embeddings[:, target], embeddings[:, source : source + 1], labels[:, None], affinity)
+    returned = labels.flatten(2).diagonal(dim1=1, dim2=2)  # (B, h*w)
+    return -torch.log(returned + 1e-8).mean()
+
+
+def objective_loss(
+    objective: str, batch: dict[str, Tensor], num_colors: int, affinity: AffinityConfig, cycle_weight: float = 0.0
+):
     """The loss function of ``objective`` on one batch's targets: the network's output -> scalar.
-    The output is the embeddings (B, T, D, h, w), or for ``image`` the logits of an :class:`ImageColorizer`."""
+    The output is the embeddings (B, T, D, h, w), or for ``image`` the logits of an :class:`ImageColorizer`.
+    cycle_weight: adds that times :func:`cycle_loss` (not for ``image``)."""
     if objective == IMAGE_OBJECTIVE:
         return partial(image_colorization_loss, color_ids=batch["color_ids"])
     if objective == "ce":
-        return partial(colorization_loss, color_ids=batch["color_ids"], num_colors=num_colors, affinity=affinity)
-    if objective == "regression":
-        return partial(regression_loss, ab=batch["ab"], affinity=affinity)
-    raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
+        main = partial(colorization_loss, color_ids=batch["color_ids"], num_colors=num_colors, affinity=affinity)
+    elif objective == "regression":
+        main = partial(regression_loss, ab=batch["ab"], affinity=affinity)
+    else:
+        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
+    if cycle_weight <= 0:
+        return main
+    return lambda embeddings: main(embeddings) + cycle_weight * cycle_loss(embeddings, affinity)
 

@@ -77,6 +77,7 @@ class TrainConfig:
     (smooth-L1 on the copied ab, :func:`colortrack.train.loss.regression_loss`) or "image" (the
     single-image colorization baseline: every frame's colours from that frame alone, through a
     classifier head that is trained with the network and left out of its checkpoint weights).
+    cycle_weight: adds that times the cycle-consistency term (:func:`colortrack.train.loss.cycle_loss`).
     shards: a sharded corpus (folder or fsspec URL, :mod:`colortrack.train.shards`) read instead
     of decoding ``data`` into the frame cache; its own short side and frame rate apply.
     """
@@ -114,6 +115,7 @@ class TrainConfig:
     input_jitter: float = 0.0
     rotation: float = 0.0
     objective: str = "ce"
+    cycle_weight: float = 0.0
     shards: str | None = None
 
     def resolved(self) -> TrainConfig:
@@ -132,6 +134,8 @@ class TrainConfig:
             raise InputError("--crop-size", f"{crop} is not a multiple of the model stride {model.stride}")
         if self.objective not in OBJECTIVES:
             raise InputError("--objective", f"must be one of {', '.join(OBJECTIVES)}")
+        if self.cycle_weight < 0 or (self.cycle_weight > 0 and self.objective == IMAGE_OBJECTIVE):
+            raise InputError("--cycle-weight", "must be >= 0, and 0 with --objective image (it has no affinity)")
         if self.objective == IMAGE_OBJECTIVE and model.input_mode != "gray":
             raise InputError("--objective", "image colorization predicts colours from the gray frame: use --input gray")
         for option, value, low in (("--clip-frames", self.clip_frames, 2), ("--max-gap", self.max_gap, 1)):
@@ -257,7 +261,7 @@ def _loop(
         lr = lr_at(config.lr_schedule, step - 1)
         x = batch["input"].to(env.device, non_blocking=True)
         targets = {key: batch[key].to(env.device, non_blocking=True) for key in ("color_ids", "ab")}
-        loss_fn = objective_loss(config.objective, targets, config.num_colors, affinity)
+        loss_fn = objective_loss(config.objective, targets, config.num_colors, affinity, config.cycle_weight)
         window.add(train_step(network, optimizer, scaler, x, loss_fn, lr, dtype))
         bar.update(1)
         if step % config.log_every == 0 or step == config.steps:
