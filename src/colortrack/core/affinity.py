@@ -103,9 +103,9 @@ def _attend_anchored(
     the rest within the window: each part gives its own best candidates (top-k scores and values,
     or without a top-k its log-normaliser and weighted sum), merged as one softmax over both."""
     parts = []
+    reduce = _SCORED_PICKS if config.topk is not None else _NORMALISED_SUM
     for frames, run in ((slice(None, anchors), _attend_global), (slice(anchors, None), _attend_local)):
         part_groups = None if groups is None else (groups[0], groups[1][:, frames])
-        reduce = _SCORED_PICKS if config.topk is not None else _NORMALISED_SUM
         parts.append(run(queries, keys[:, frames], values[:, frames], config, reduce, part_groups))
     num_labels = values.shape[2]
     if config.topk is None:

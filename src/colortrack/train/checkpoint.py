@@ -83,9 +83,9 @@ def average_checkpoints(
     checkpoints of one run, e.g. along a constant learning rate, or of one lineage (a Lab stage
     and the gray stage it started from, whose first convolution is widened with zero a, b weights
     as :func:`warm_start` does). ``weights``: one per checkpoint (normalised to sum 1; None: equal).
-    Floating tensors (batch-norm statistics included) are averaged, integer counters taken from the
-    last; the description is the last Lab (or only) checkpoint's, with ``averaged`` listing the
-    sources and their weights. Returns ``out``."""
+    Floating tensors (batch-norm statistics included) are averaged; integer counters and the
+    description are the last Lab (or, with none, the last) checkpoint's, with ``averaged`` listing
+    the sources and ``average_weights`` their normalised weights when given. Returns ``out``."""
     if not paths:
         raise InputError("average", "no checkpoints to average")
     shares = _shares(weights, len(paths))
