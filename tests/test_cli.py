@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from colortrack.cli.main import main
+from colortrack.errors import InputError
 from colortrack.io.davis import write_sequence
 from colortrack.io.masks import read_mask, write_mask
 from colortrack.io.video import VideoReader, write_frames_png, write_video
@@ -167,6 +168,23 @@ def test_command_line_overrides_the_preset():
     assert (config.affinity.topk, config.affinity.radius, config.affinity.temperature) == (5, None, 0.5)
     assert (config.memory.recent, config.memory.keep_first, config.memory.global_anchors) == (7, True, True)
     assert not track_config(build_parser().parse_args(["track", "v.mp4", "--mask", "m.png", "--out", "o"])).memory.global_anchors
+
+
+def test_fine_weight_comes_with_the_preset_serves_trained_models_only_and_can_be_set_for_both_tasks():
+    from colortrack.cli.main import build_parser
+    from colortrack.cli.options import track_config
+
+    def config(*extra):
+        return track_config(build_parser().parse_args(["track", "v.mp4", "--mask", "m.png", "--out", "o", *extra]))
+
+    assert (config().fine_weight, config().for_points().fine_weight) == (0.0, 100.0)
+    assert (config("--preset", "quality").fine_weight, config("--preset", "quality").for_points().fine_weight) == (100.0, 100.0)
+    assert (config("--fine-weight", "30").fine_weight, config("--fine-weight", "30").for_points().fine_weight) == (30.0, 30.0)
+    assert config("--fine-weight", "0").for_points().fine_weight == 0.0
+    assert config("--preset", "paper").for_points().fine_weight == 0.0
+    assert config("--method", "color", "--preset", "default").for_points().fine_weight == 0.0
+    with pytest.raises(InputError, match="--fine-weight.*'color'"):
+        config("--method", "color", "--fine-weight", "5")
 
 
 def test_input_height_is_an_old_name_of_short_side():

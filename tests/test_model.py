@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from colortrack.models.embedders.base import Embedder
 from colortrack.models.network import MODEL_PRESETS, ColorizationNet, HeadConv, ModelConfig, rgb_to_input
@@ -45,6 +46,25 @@ def test_per_frame_head_gives_the_same_embedding_alone_or_in_a_clip() -> None:
     frames = torch.rand(3, 3, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(model.encode(frames)[1:2], model.encode(frames[1:2]))
+
+
+def test_fine_weight_adds_weight_times_the_first_stage_cosine_to_every_dot_product() -> None:
+    """TINY's first stage is at stride 4 and its embedding at stride 8: the fine part is averaged onto the 8-grid."""
+    torch.manual_seed(0)
+    model = ColorizationNet(TINY).eval()
+    captured = []
+    model.trunk.stages[0].register_forward_hook(lambda module, inputs, output: captured.append(output))
+    frames = torch.rand(2, 3, 32, 48)
+    with torch.no_grad():
+        plain = model.encode(frames)
+        fine = model.encode(frames, fine_weight=9.0)
+    first = F.avg_pool2d(captured[-1], 2)  # (2, 8, 4, 6)
+    assert fine.shape == (2, 8 + 8, 4, 6)
+    torch.testing.assert_close(fine[:, :8], plain)
+    cells = lambda x: x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])  # noqa: E731
+    added = cells(fine) @ cells(fine).T - cells(plain) @ cells(plain).T
+    cosine = F.normalize(cells(first), dim=1) @ F.normalize(cells(first), dim=1).T
+    torch.testing.assert_close(added, 9.0 * cosine, rtol=1e-4, atol=1e-4)
 
 
 def test_inference_layout_encodes_the_same_numbers() -> None:

@@ -174,3 +174,12 @@ def test_the_image_colorization_baseline_loads_strictly_by_name():
     meta = read_meta(checkpoint_path("image-colorization"))
     assert meta["train_config"]["objective"] == "image" and model.config.input_mode == "gray"
     assert not model.training
+
+
+def test_vondrick_fine_weight_reaches_the_learned_methods_only():
+    from colortrack.eval.reproduce.vondrick import VondrickConfig, _tracker
+
+    config = VondrickConfig(davis="unused", fine_weight=30.0)
+    assert _tracker("model", config, "cpu").for_points().config.fine_weight == 30.0
+    assert _tracker("model", VondrickConfig(davis="unused"), "cpu").config.fine_weight == 0.0
+    assert _tracker("flow", config, "cpu").method == "flow"  # a training-free method has no fine weight to refuse

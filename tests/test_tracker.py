@@ -183,9 +183,21 @@ def test_fusion_settings_survive_a_saved_config():
     assert TrackConfig.from_dict({k: v for k, v in PRESETS["default"].to_dict().items() if k not in ("flip", "extra_short_sides")}) == PRESETS["default"]
 
 
+def test_fine_weight_is_checked_needs_a_trained_model_and_loads_as_0_from_older_configs():
+    with pytest.raises(InputError, match="fine_weight"):
+        TrackConfig(fine_weight=-1.0)
+    with pytest.raises(InputError, match="point_fine_weight"):
+        TrackConfig(point_fine_weight=-1.0)
+    with pytest.raises(InputError, match="fine_weight.*LabPatchEmbedder"):
+        LabelTracker(LabPatchEmbedder(), TrackConfig(fine_weight=1.0), torch.device("cpu"))
+    older = {k: v for k, v in PRESETS["default"].to_dict().items() if k not in ("fine_weight", "point_fine_weight")}
+    assert TrackConfig.from_dict(older) == replace(PRESETS["default"], fine_weight=0.0, point_fine_weight=None)
+    assert TrackConfig.from_dict(PRESETS["default"].to_dict()) == PRESETS["default"]
+
+
 def test_quality_preset_is_the_default_on_larger_frames():
     default, quality = PRESETS["default"], PRESETS["quality"]
-    assert quality == replace(default, short_side=360)
+    assert quality == replace(default, short_side=360, fine_weight=100.0, point_fine_weight=None)
 
 
 @pytest.mark.skipif(not _native_bf16(), reason="bfloat16 scoring needs a CPU with bfloat16 instructions")

@@ -81,7 +81,7 @@ class Tracker:
         ``auto`` (CUDA when present), ``cpu``, ``cuda:1``, ... overrides: the ``colortrack track``
         options, None meaning not given: temperature, topk (0: all), radius (0: global), recent,
         first_frame ("keep"/"drop"), anchors ("global"/"window"), short_side (0: native), precision, flip (True/False), extra_short_sides
-        (test-time fusion), sigma, lost_below, fade_below."""
+        (test-time fusion), fine_weight (0: a model's embedding alone), sigma, lost_below, fade_below."""
         from colortrack.core.tracker import pick_device
         from colortrack.models.registry import make_propagator, model_point_config, track_config
 
@@ -91,6 +91,17 @@ class Tracker:
         config = track_config(preset, name, **overrides)
         propagator = make_propagator(name, config, pick_device(device))
         return cls(propagator, config, point_config(**points, base=model_point_config(name)), name, preset)
+
+    def for_points(self) -> Tracker:
+        """This tracker as it tracks points (:meth:`colortrack.core.tracker.TrackConfig.for_points`:
+        the preset's point fine weight); itself where that changes nothing."""
+        from colortrack.core.tracker import LabelTracker
+
+        config = self.config.for_points()
+        if config == self.config or not isinstance(self.propagator, LabelTracker):
+            return self
+        propagator = LabelTracker(self.propagator.embedder, config, self.propagator.device)
+        return Tracker(propagator, config, self.points, self.method, self.preset)
 
     def settings(self) -> dict:
         """The method, preset and tracking configuration (JSON-ready)."""
@@ -126,13 +137,14 @@ class Tracker:
         keyframes = {_frame_index(index, "points"): read_keypoints(value) for index, value in given.items()}
         for index, value in given.items():
             check_inside(keyframes[index], *size, _name(value, f"points@{index}"))
+        propagator = self.for_points().propagator
         if list(keyframes) == [0]:
-            decoded = iter_points(self.propagator, frames, keyframes[0], self.points)
+            decoded = iter_points(propagator, frames, keyframes[0], self.points)
         else:
             frames = list(frames)
             if max(keyframes) >= len(frames):
                 raise InputError(f"points@{max(keyframes)}", f"frame index out of range: the video has frames 0..{len(frames) - 1}")
-            decoded = iter_keyframe_points(self.propagator, frames, dict(sorted(keyframes.items())), self.points)
+            decoded = iter_keyframe_points(propagator, frames, dict(sorted(keyframes.items())), self.points)
         names = keyframes[min(keyframes)].names
         return (PointFrame(t, names, p.xy, p.confidence, p.visible) for t, p in enumerate(decoded))
 

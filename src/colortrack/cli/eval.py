@@ -79,7 +79,7 @@ def _eval_jhmdb(args: argparse.Namespace, ranks) -> int:
     from colortrack.scale.share import report_failures
 
     clips = find_jhmdb_clips(args.root, comma_list(args.clips))
-    tracker = tracker_of(args)
+    tracker = tracker_of(args).for_points()
     results = run_jhmdb_eval(clips, args.root, tracker, args.out, not args.quiet, ranks)
     if results is None:
         return 0

@@ -27,7 +27,7 @@ def run_eval_badja(args: argparse.Namespace) -> int:
     from colortrack.eval.keypoints import format_results
 
     clips = badja_clips(args.root, find_badja_annotations(args.annotations, comma_list(args.sequences)), args.resolution)
-    tracker = tracker_of(args)
+    tracker = tracker_of(args).for_points()
     results = run_badja_eval(args.root, args.annotations, args.resolution, clips, tracker, args.out, progress=not args.quiet)
     print(f"BADJA PCK (%), method {tracker.method}, preset {tracker.preset}, {len(clips)} sequence(s), {results['scored']} joint-frames")
     print(format_results(results, label="sequence"))

@@ -34,7 +34,7 @@ def run_eval_motion(args: argparse.Namespace) -> int:
         raise InputError("--gaps", f"expected comma-separated frame gaps, got {args.gaps!r}") from None
     if not gaps or not all(0 < gap < DEMO_FRAMES for gap in gaps):
         raise InputError("--gaps", f"each gap must be in 1..{DEMO_FRAMES - 1}, got {args.gaps!r}")
-    tracker = tracker_of(args)
+    tracker = tracker_of(args).for_points()  # what a point is moved by
     scene = render_scene(scene_size(DEMO_HEIGHT), DEMO_FRAMES)
     results = [row for gap in gaps for row in carried_motion(tracker.propagator, scene, gap)]
     print(f"Own motion carried, demo scene ({DEMO_FRAMES} frames, {DEMO_HEIGHT} rows), method {tracker.method}, preset {tracker.preset}")

@@ -40,6 +40,10 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
         "--extra-short-sides", type=int, nargs="*", metavar="PIXELS",
         help="also track at these short sides and fuse (none given: single scale)",
     )
+    tuning.add_argument(
+        "--fine-weight", type=float,
+        help="weight of a trained model's first-stage (local texture) features in the affinity (0: the embedding alone)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 

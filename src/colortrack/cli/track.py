@@ -70,7 +70,8 @@ def _track_row(args: argparse.Namespace) -> Callable:
     from colortrack.tasks.points_job import track_points_video
 
     tracker = tracker_of(args)
-    settings = {**tracker.settings(), "points": tracker.points.to_dict()}
+    pointer = tracker.for_points()
+    settings = {**pointer.settings(), "points": pointer.points.to_dict()}
 
     def track(row) -> None:
         keyframes = keyframe_paths(row.keyframes, f"{args.manifest} ({row.name})")
@@ -78,7 +79,7 @@ def _track_row(args: argparse.Namespace) -> Callable:
         if row.column == "mask":
             track_video(row.video, keyframes, out, tracker.propagator, tracker.settings(), overlay, progress=False)
         else:
-            track_points_video(row.video, keyframes, out, tracker.propagator, settings, tracker.points, overlay, False)
+            track_points_video(row.video, keyframes, out, pointer.propagator, settings, pointer.points, overlay, False)
 
     return track
 
@@ -99,7 +100,7 @@ def keyframe_paths(specs: list[str], option: str) -> dict[int, Path]:
 def _run_track_points(args: argparse.Namespace) -> int:
     from colortrack.tasks.points_job import track_points_video
 
-    tracker = tracker_of(args)
+    tracker = tracker_of(args).for_points()
     settings = {**tracker.settings(), "points": tracker.points.to_dict()}
     output = track_points_video(
         args.video, keyframe_paths(args.points, "--points"), args.out, tracker.propagator, settings, tracker.points,

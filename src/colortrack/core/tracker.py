@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -36,6 +36,11 @@ class TrackConfig:
     further short sides, each view with its own context; every frame's label is the mean of the
     views' predictions (on the grid of ``short_side``) and each view keeps that fused label in its
     context. Each view costs about as much as the single-view tracker.
+    fine_weight: a trained model's first trunk stage (local texture) joins its embedding with this
+    weight (:meth:`colortrack.models.network.ColorizationNet.encode`): each dot product adds
+    ``fine_weight`` times the two cells' texture cosine, which pins down where within an object a
+    cell lies. 0: the head's embedding alone (the paper; configs saved before it existed load as 0).
+    point_fine_weight: the fine weight points are tracked with (:meth:`for_points`); None: ``fine_weight``.
     """
 
     affinity: AffinityConfig = field(default_factory=AffinityConfig)
@@ -44,13 +49,25 @@ class TrackConfig:
     precision: str = "fp32"
     flip: bool = False
     extra_short_sides: tuple[int, ...] = ()
+    fine_weight: float = 0.0
+    point_fine_weight: float | None = None
 
     def __post_init__(self) -> None:
+        for name in ("fine_weight", "point_fine_weight"):
+            value = getattr(self, name)
+            if value is not None and not value >= 0:
+                raise InputError(name, f"must be 0 or more, not {value}")
         if self.precision not in PRECISIONS:
             raise InputError("precision", f"must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
         if any(side < 1 for side in self.extra_short_sides):
             raise InputError("extra_short_sides", f"must be positive, not {self.extra_short_sides}")
         object.__setattr__(self, "extra_short_sides", tuple(self.extra_short_sides))
+
+    def for_points(self) -> TrackConfig:
+        """The config points are tracked with: ``point_fine_weight`` as the fine weight, where set."""
+        if self.point_fine_weight is None:
+            return self
+        return replace(self, fine_weight=self.point_fine_weight, point_fine_weight=None)
 
     def views(self) -> list[View]:
         """The views a frame is tracked in, the first one (``short_side``, unmirrored) defining the grid."""
@@ -70,6 +87,8 @@ class TrackConfig:
             precision=data.get("precision", "fp32"),
             flip=data.get("flip", False),
             extra_short_sides=tuple(data.get("extra_short_sides", ())),
+            fine_weight=data.get("fine_weight", 0.0),
+            point_fine_weight=data.get("point_fine_weight"),
         )
 
 
@@ -91,20 +110,26 @@ PRESETS: dict[str, TrackConfig] = {
     # its training temperature; frames embedded with a short side of 240 (stride-4 cells of 8 native
     # pixels at 480p);
     # first + 7 recent frames, the longest context that keeps 480p tracking above 5 fps on 2 CPU cores.
+    # Points with fine features at weight 100, chosen on the keypoint sets (JHMDB clip, BADJA) among
+    # 30-1000 and the trunk's stages; masks without them, which keeps issue 20's 10 fps at 480p
+    # (with them: +3.4 J&F on the 19 dev sequences at ~18 % more time; docs/benchmarks.md).
     "default": TrackConfig(
         affinity=AffinityConfig(temperature=1.0, topk=10, radius=12),
         memory=MemoryConfig(keep_first=True, recent=7),
         short_side=240,
         precision="bf16",
+        point_fine_weight=100.0,
     ),
     # The default's settings on frames embedded with a short side of 360: +5.0 J&F on the 19 dev
     # sequences with a model that never saw them, at ~3x the time per frame; it beat first + 15
     # recent frames with flip fusion, the earlier `quality` (docs/training.md, "Inference settings").
+    # Fine features for masks too: +4.0 J&F at ~17 % more time (docs/benchmarks.md).
     "quality": TrackConfig(
         affinity=AffinityConfig(temperature=1.0, topk=10, radius=12),
         memory=MemoryConfig(keep_first=True, recent=7),
         short_side=360,
         precision="bf16",
+        fine_weight=100.0,
     ),
     # The training-free colour embedder's (cosine similarities): chosen the same way.
     "color": TrackConfig(
@@ -152,6 +177,8 @@ class LabelTracker:
     """Propagates labels with an embedder, the shared affinity and a context memory."""
 
     def __init__(self, embedder: Embedder, config: TrackConfig, device: torch.device | None = None):
+        if config.fine_weight and not isinstance(embedder, torch.nn.Module):
+            raise InputError("fine_weight", f"needs a trained model; {type(embedder).__name__} has no trunk stages (use 0)")
         self.embedder = embedder
         self.config = config
         self.device = device or pick_device()
@@ -204,8 +231,9 @@ class LabelTracker:
         image = F.interpolate(image, size=size, mode="bilinear", antialias=True)
         if not isinstance(self.embedder, torch.nn.Module):
             return self.embedder.encode(image)[0]
+        fine = {"fine_weight": self.config.fine_weight} if self.config.fine_weight else {}
         with autocast(self.config.precision, self.device):
-            return self.embedder.encode(image)[0].float()
+            return self.embedder.encode(image, **fine)[0].float()
 
     def input_size(self, native_size: tuple[int, int]) -> tuple[int, int]:
         """``(h, w)`` the embedder sees for frames of ``native_size`` ``(H, W)``."""

@@ -156,6 +156,11 @@ class Trunk(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.stages(self.stem(x))
 
+    def forward_with_first_stage(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The trunk's output and its first stage's, (N, widths[0], H / 4, W / 4)."""
+        first = self.stages[0](self.stem(x))
+        return self.stages[1:](first), first
+
 
 class HeadConv(nn.Conv3d):
     """Conv3d of kernel (temporal_kernel, 3, 3) on (B, C, T, H, W), zero-padded in time and space.
@@ -192,17 +197,26 @@ class ColorizationNet(nn.Module):
         self.trunk = Trunk(config)
         self.head = _make_head(config)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, fine_weight: float = 0.0) -> Tensor:
+        """fine_weight > 0 appends the first trunk stage's features, L2-normalised, times
+        ``sqrt(fine_weight)`` (see :meth:`encode`): (B, T, embed_dim + widths[0], h, w)."""
         batch, time, channels, height, width = x.shape
         if height % self.stride or width % self.stride:
             raise ValueError(f"input {height}x{width} is not divisible by the stride {self.stride}")
-        features = self.trunk(x.reshape(batch * time, channels, height, width))
+        frames = x.reshape(batch * time, channels, height, width)
+        if fine_weight > 0:
+            features, fine = self.trunk.forward_with_first_stage(frames)
+        else:
+            features, fine = self.trunk(frames), None
         features = _append_coordinates(features)
         features = features.view(batch, time, *features.shape[1:]).transpose(1, 2)  # (B, C, T, h, w)
         embeddings = self.head(features).transpose(1, 2)  # (B, T, D, h, w)
         if self.config.normalize:
             embeddings = F.normalize(embeddings, dim=2)
-        return embeddings
+        if fine is None:
+            return embeddings
+        fine = _fine_features(fine, embeddings.shape[-2:], fine_weight).to(embeddings.dtype)  # bf16 stays bf16
+        return torch.cat([embeddings, fine.view(batch, time, *fine.shape[1:])], dim=2)
 
     def for_inference(self) -> ColorizationNet:
         """Eval mode, the weights stored channels-last (NHWC; the head's, 5-D, as NDHWC), the layout
@@ -214,16 +228,23 @@ class ColorizationNet(nn.Module):
         self.head.to(memory_format=torch.channels_last_3d)
         return self.eval()
 
-    def encode(self, frames: Tensor) -> Tensor:
-        """frames: (T, 3, H, W) RGB in [0, 1]. Returns (T, embed_dim, H / stride, W / stride) float32.
+    def encode(self, frames: Tensor, fine_weight: float = 0.0) -> Tensor:
+        """frames: (T, 3, H, W) RGB in [0, 1]. Returns (T, embed_dim, H / stride, W / stride) float32,
+        or (T, embed_dim + widths[0], ...) with ``fine_weight`` > 0.
 
         The T frames form one clip. With temporal_kernel > 1 the head mixes neighbouring frames,
         and a clip of a single frame (what the tracker passes) sees zero padding in time: only the
         centre temporal taps of the head act on it. With temporal_kernel = 1 every frame is
         embedded alone and T does not matter.
+
+        fine_weight: the first trunk stage's features (a receptive field of ~27 input pixels: local
+        texture), L2-normalised and scaled so that a dot product of two cells adds ``fine_weight``
+        times their cosine to that of the head's embeddings (which see ~100 pixels and the cell's
+        coordinates: what object, and roughly where). Averaged onto the embedding's grid where
+        the trunk is strided further.
         """
         x = rgb_to_input(frames, self.config.input_mode)
-        return self(x[None])[0].float().contiguous()  # not the head's NHWC
+        return self(x[None], fine_weight)[0].float().contiguous()  # not the head's NHWC
 
 
 def _conv3x3(in_channels: int, out_channels: int, stride: int, dilation: int) -> nn.Conv2d:
@@ -243,6 +264,14 @@ def _make_head(config: ModelConfig) -> nn.Sequential:
             layers += [nn.BatchNorm3d(out_channels), nn.ReLU(inplace=True)]
         in_channels = out_channels
     return nn.Sequential(*layers)
+
+
+def _fine_features(fine: Tensor, grid: tuple[int, int], weight: float) -> Tensor:
+    """fine: (N, C, h', w') -> (N, C, *grid) float32, unit length per cell times sqrt(weight)."""
+    fine = fine.float()
+    if tuple(fine.shape[-2:]) != tuple(grid):
+        fine = F.adaptive_avg_pool2d(fine, grid)
+    return F.normalize(fine, dim=1) * math.sqrt(weight)
 
 
 def _append_coordinates(features: Tensor) -> Tensor:

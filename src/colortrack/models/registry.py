@@ -99,7 +99,7 @@ def track_config(preset: str | None = None, method: str = DEFAULT_METHOD, **over
     """The preset (default: the method's own) with ``overrides`` applied; an override that is
     None is not given. temperature, topk (0: all), radius (0: global), recent, first_frame
     ("keep" or "drop"), anchors ("global" or "window": how annotated frames are searched), short_side (0: native), precision, flip ("on"/"off" or a bool),
-    extra_short_sides: the command line's options."""
+    extra_short_sides, fine_weight (masks and points alike): the command line's options."""
     unknown = sorted(set(overrides) - set(TRACK_OPTIONS))
     if unknown:
         raise InputError(unknown[0], f"unknown tracking setting: choose {', '.join(TRACK_OPTIONS)}")
@@ -124,7 +124,18 @@ def track_config(preset: str | None = None, method: str = DEFAULT_METHOD, **over
         precision=given.get("precision", config.precision),
         flip=_switch("flip", given["flip"]) if "flip" in given else config.flip,
         extra_short_sides=tuple(given.get("extra_short_sides", config.extra_short_sides)),
+        fine_weight=_fine_weight(method, given.get("fine_weight"), config.fine_weight),
+        point_fine_weight=None if "fine_weight" in given or method in TRAINING_FREE_METHODS else config.point_fine_weight,
     )
+
+
+def _fine_weight(method: str, given: float | None, preset: float) -> float:
+    """A preset's fine weight serves trained models only; asking it of another method is an error."""
+    if method not in TRAINING_FREE_METHODS:
+        return float(preset if given is None else given)
+    if given:
+        raise InputError("--fine-weight", f"needs a trained model; '{method}' has no trunk stages (use 0)")
+    return 0.0
 
 
 def _switch(name: str, value: str | bool) -> bool:

@@ -88,13 +88,14 @@ def side_by_side(frame: np.ndarray, colors: np.ndarray) -> np.ndarray:
 
 
 def embedding_tracker(method: str = SHIPPED_MODEL, short_side: int | None = None, device: torch.device | None = None):
-    """The :class:`colortrack.core.tracker.LabelTracker` whose ``embed`` gives a frame's feature cells."""
+    """The :class:`colortrack.core.tracker.LabelTracker` whose ``embed`` gives a frame's feature cells
+    (the model's embedding: without the first stage's fine features)."""
     from colortrack.core.tracker import PRESETS, LabelTracker, pick_device
 
     if short_side is not None and short_side < 1:
         raise InputError("--short-side", f"must be positive, got {short_side}")
     device = device or pick_device()
-    return LabelTracker(make_embedder(method, device), replace(PRESETS["default"], short_side=short_side), device)
+    return LabelTracker(make_embedder(method, device), replace(PRESETS["default"], short_side=short_side, fine_weight=0.0), device)
 
 
 def fit_projection(tracker, frames: Iterable[np.ndarray], per_frame: int, seed: int = 0) -> PCAProjection:

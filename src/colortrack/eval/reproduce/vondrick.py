@@ -36,6 +36,8 @@ class VondrickConfig:
 
     method: ours (``model`` or a checkpoint); baseline: the single-image colorization weights.
     short_side: the embedding short side of the learned methods (None: their preset's).
+    fine_weight: the learned methods' fine-feature weight (None: their preset's; 0: as measured
+    before the sixth session).
     jhmdb: a JHMDB root; badja: a folder of BADJA ``<sequence>.json`` files on the DAVIS frames.
     """
 
@@ -46,6 +48,7 @@ class VondrickConfig:
     method: str = SHIPPED_MODEL
     baseline: str = IMAGE_COLORIZATION
     short_side: int | None = None
+    fine_weight: float | None = None
     resolution: str = "480p"
     color_step: int = COLOR_STEP
     color_height: int = COLOR_HEIGHT
@@ -89,8 +92,10 @@ def reproduce_vondrick(config: VondrickConfig, out: Path, device: str = "auto", 
 
 def _tracker(method: str, config: VondrickConfig, device: str):
     from colortrack.api import Tracker
+    from colortrack.models.registry import TRAINING_FREE_METHODS
 
-    return Tracker.pretrained(method, device, short_side=config.short_side)
+    learned = {} if method in TRAINING_FREE_METHODS else {"fine_weight": config.fine_weight}
+    return Tracker.pretrained(method, device, short_side=config.short_side, **learned)
 
 
 def _davis_runs(config, dataset, out, device, steps, progress) -> dict[str, EvalRun]:
@@ -112,7 +117,7 @@ def _jhmdb_runs(config, out, device, steps, progress) -> dict[str, dict]:
     results = {}
     for method, folder in config.table2_methods():
         steps.start(f"eval jhmdb --method {method}", out / "jhmdb" / folder)
-        results[folder] = run_jhmdb_eval(clips, config.jhmdb, _tracker(method, config, device), out / "jhmdb" / folder, progress)
+        results[folder] = run_jhmdb_eval(clips, config.jhmdb, _tracker(method, config, device).for_points(), out / "jhmdb" / folder, progress)
     return results
 
 
@@ -132,7 +137,7 @@ def _badja_runs(config, annotations, out, device, steps, progress) -> dict[str, 
     results = {}
     for method, folder in config.table2_methods():
         steps.start(f"eval badja --method {method}", out / "badja" / folder)
-        tracker = _tracker(method, config, device)
+        tracker = _tracker(method, config, device).for_points()
         results[folder] = run_badja_eval(config.davis, config.badja, config.resolution, clips, tracker, out / "badja" / folder, progress)
     return results
 
