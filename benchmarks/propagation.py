@@ -11,7 +11,9 @@ so its peak memory (resident set; on GPU also the peak of allocated CUDA memory)
 * ``quality``: the quality preset (``--preset quality``: the default on frames embedded at a short side of 360);
 * ``default-global``: the default preset with the first frame searched over the whole frame
   (``--anchors global``);
-* ``default-nofine``: the default preset without the first stage's fine features (``--fine-weight 0``);
+* ``default-plain``: the default preset as it was before the sixth session: no fine features and no
+  projection (``--fine-weight 0 --embed-dims 0``);
+* ``default-full``: the default preset without the projection (``--embed-dims 0``: what points use);
 * ``context20-local``: the default preset with 20 context frames (first + 19 recent);
 * ``context20-dense``: the same, with the affinity computed densely over every reference pixel
   and then masked to the window (how published trackers do it), for ``--dense-frames`` counts only
@@ -73,8 +75,8 @@ def run_case(case: dict) -> dict:
         config = replace(config, memory=replace(config.memory, recent=case["recent"]))
     if case.get("anchors"):
         config = replace(config, memory=replace(config.memory, global_anchors=case["anchors"] == "global"))
-    if case.get("fine_weight") is not None:
-        config = replace(config, fine_weight=case["fine_weight"])
+    if case.get("plain") or case.get("full"):
+        config = replace(config, fine_weight=0.0 if case.get("plain") else config.fine_weight, embed_dims=None)
     if case["dense"]:
         import colortrack.core.tracker as tracker_module
 
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                     "recent": 19 if name.startswith("context20") else None,
                     "preset": "quality" if name == "quality" else "default",
                     "anchors": "global" if name.endswith("-global") else None,
-                    "fine_weight": 0.0 if name.endswith("-nofine") else None}
+                    "plain": name.endswith("-plain"), "full": name.endswith("-full")}
             rows.append(spawn(case))
             print(table(rows[-1:]).splitlines()[-1], flush=True)
     markdown = table(rows)

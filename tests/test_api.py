@@ -62,18 +62,19 @@ def test_points_are_the_command_lines(clip, tmp_path):
     assert tracked.xy.shape == (6, 4, 2) and tracked.to_json() == saved
 
 
-def test_the_shipped_model_tracks_points_with_fine_features_and_masks_without_as_the_command_line(clip, tmp_path):
+def test_points_keep_every_direction_of_the_embedding_masks_are_projected_as_the_command_line(clip, tmp_path):
     folder, _ = clip
     _run("track", folder / "frames", "--points", folder / "points.json", "--out", tmp_path, "--no-overlay")
     tracker = colortrack.Tracker.pretrained()
     pointer = tracker.for_points()
-    assert (tracker.config.fine_weight, pointer.config.fine_weight) == (0.0, 100.0)
+    assert (tracker.config.embed_dims, pointer.config.embed_dims, pointer.config.fine_weight) == (48, None, 100.0)
     assert pointer.propagator.embedder is tracker.propagator.embedder  # the network is loaded once
     assert json.loads((tmp_path / "config.json").read_text())["track"] == pointer.settings()["track"]
     saved = json.loads((tmp_path / "keypoints.json").read_text())
     assert colortrack.collect_points(tracker.track_points(folder / "frames", folder / "points.json")).to_json() == saved
-    without = colortrack.Tracker.pretrained(fine_weight=0)
-    assert without.for_points() is without
+    unprojected = colortrack.Tracker.pretrained(embed_dims=0)
+    assert unprojected.for_points() is unprojected
+    without = colortrack.Tracker.pretrained(fine_weight=0, embed_dims=0)
     assert colortrack.collect_points(without.track_points(folder / "frames", folder / "points.json")).to_json() != saved
 
 

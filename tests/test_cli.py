@@ -170,21 +170,23 @@ def test_command_line_overrides_the_preset():
     assert not track_config(build_parser().parse_args(["track", "v.mp4", "--mask", "m.png", "--out", "o"])).memory.global_anchors
 
 
-def test_fine_weight_comes_with_the_preset_serves_trained_models_only_and_can_be_set_for_both_tasks():
+def test_fine_weight_and_projection_come_with_the_preset_and_points_keep_every_direction():
     from colortrack.cli.main import build_parser
     from colortrack.cli.options import track_config
 
     def config(*extra):
         return track_config(build_parser().parse_args(["track", "v.mp4", "--mask", "m.png", "--out", "o", *extra]))
 
-    assert (config().fine_weight, config().for_points().fine_weight) == (0.0, 100.0)
-    assert (config("--preset", "quality").fine_weight, config("--preset", "quality").for_points().fine_weight) == (100.0, 100.0)
-    assert (config("--fine-weight", "30").fine_weight, config("--fine-weight", "30").for_points().fine_weight) == (30.0, 30.0)
-    assert config("--fine-weight", "0").for_points().fine_weight == 0.0
-    assert config("--preset", "paper").for_points().fine_weight == 0.0
-    assert config("--method", "color", "--preset", "default").for_points().fine_weight == 0.0
+    assert (config().fine_weight, config().embed_dims, config().for_points().embed_dims) == (100.0, 48, None)
+    assert (config("--preset", "quality").fine_weight, config("--preset", "quality").embed_dims) == (100.0, None)
+    assert (config("--fine-weight", "0", "--embed-dims", "0").fine_weight, config("--embed-dims", "0").embed_dims) == (0.0, None)
+    assert config("--embed-dims", "32").embed_dims == 32
+    assert config("--preset", "paper").fine_weight == 0.0
+    assert config("--method", "color", "--preset", "default").fine_weight == 0.0
     with pytest.raises(InputError, match="--fine-weight.*'color'"):
         config("--method", "color", "--fine-weight", "5")
+    with pytest.raises(InputError, match="embed_dims"):
+        config("--embed-dims", "-1")
 
 
 def test_input_height_is_an_old_name_of_short_side():

@@ -181,5 +181,6 @@ def test_vondrick_fine_weight_reaches_the_learned_methods_only():
 
     config = VondrickConfig(davis="unused", fine_weight=30.0)
     assert _tracker("model", config, "cpu").for_points().config.fine_weight == 30.0
-    assert _tracker("model", VondrickConfig(davis="unused"), "cpu").config.fine_weight == 0.0
+    assert _tracker("model", VondrickConfig(davis="unused"), "cpu").config.fine_weight == 100.0  # the preset's
+    assert _tracker("model", VondrickConfig(davis="unused", embed_dims=0), "cpu").config.embed_dims is None
     assert _tracker("flow", config, "cpu").method == "flow"  # a training-free method has no fine weight to refuse

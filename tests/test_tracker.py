@@ -12,7 +12,7 @@ from colortrack.io.masks import LabelMap
 from colortrack.core.memory import MemoryConfig
 from colortrack.tasks.masks import propagate_mask
 from colortrack.demo.synthetic import block_texture, make_video, translated_texture
-from colortrack.core.tracker import PRESETS, LabelTracker, TrackConfig
+from colortrack.core.tracker import PRESETS, LabelTracker, TrackConfig, principal_basis, project
 from colortrack.errors import InputError
 
 
@@ -186,18 +186,41 @@ def test_fusion_settings_survive_a_saved_config():
 def test_fine_weight_is_checked_needs_a_trained_model_and_loads_as_0_from_older_configs():
     with pytest.raises(InputError, match="fine_weight"):
         TrackConfig(fine_weight=-1.0)
-    with pytest.raises(InputError, match="point_fine_weight"):
-        TrackConfig(point_fine_weight=-1.0)
+    with pytest.raises(InputError, match="embed_dims"):
+        TrackConfig(embed_dims=0)
     with pytest.raises(InputError, match="fine_weight.*LabPatchEmbedder"):
         LabelTracker(LabPatchEmbedder(), TrackConfig(fine_weight=1.0), torch.device("cpu"))
-    older = {k: v for k, v in PRESETS["default"].to_dict().items() if k not in ("fine_weight", "point_fine_weight")}
-    assert TrackConfig.from_dict(older) == replace(PRESETS["default"], fine_weight=0.0, point_fine_weight=None)
+    older = {k: v for k, v in PRESETS["default"].to_dict().items() if k not in ("fine_weight", "embed_dims")}
+    assert TrackConfig.from_dict(older) == replace(PRESETS["default"], fine_weight=0.0, embed_dims=None)
     assert TrackConfig.from_dict(PRESETS["default"].to_dict()) == PRESETS["default"]
+
+
+def test_a_projection_keeps_the_dot_products_of_an_embedding_of_that_rank_and_its_bf16_numbers():
+    torch.manual_seed(0)
+    embedding = (torch.randn(12, 3) @ torch.randn(3, 5 * 7)).reshape(12, 5, 7)  # rank 3 in 12 channels
+    basis = principal_basis(embedding, 3)
+    projected = project(embedding, basis)
+    assert basis.shape == (3, 12) and projected.shape == (3, 5, 7)
+    cells = lambda x: x.reshape(x.shape[0], -1).T  # noqa: E731
+    torch.testing.assert_close(cells(projected) @ cells(projected).T, cells(embedding) @ cells(embedding).T, rtol=1e-4, atol=1e-3)
+    assert principal_basis(embedding, 12) is None and project(embedding, None) is embedding
+    rounded = embedding.bfloat16().float()
+    assert torch.equal(project(rounded, basis).bfloat16().float(), project(rounded, basis))
+
+
+def test_a_projection_onto_every_direction_tracks_as_the_embedding_itself():
+    video = make_video(num_frames=5, height=48, width=64, num_objects=2, seed=1)
+    first = LabelMap.from_mask(video.masks[0]).to_onehot(video.masks[0])
+    plain = exact_tracker(recent=2)
+    rotated = LabelTracker(plain.embedder, replace(plain.config, embed_dims=26), torch.device("cpu"))  # 27 channels: one dropped
+    full = np.stack(list(plain.track(video.frames, first)))
+    projected = np.stack(list(rotated.track(video.frames, first)))
+    assert (full.argmax(1) == projected.argmax(1)).mean() > 0.98
 
 
 def test_quality_preset_is_the_default_on_larger_frames():
     default, quality = PRESETS["default"], PRESETS["quality"]
-    assert quality == replace(default, short_side=360, fine_weight=100.0, point_fine_weight=None)
+    assert quality == replace(default, short_side=360, embed_dims=None)
 
 
 @pytest.mark.skipif(not _native_bf16(), reason="bfloat16 scoring needs a CPU with bfloat16 instructions")

@@ -81,7 +81,8 @@ class Tracker:
         ``auto`` (CUDA when present), ``cpu``, ``cuda:1``, ... overrides: the ``colortrack track``
         options, None meaning not given: temperature, topk (0: all), radius (0: global), recent,
         first_frame ("keep"/"drop"), anchors ("global"/"window"), short_side (0: native), precision, flip (True/False), extra_short_sides
-        (test-time fusion), fine_weight (0: a model's embedding alone), sigma, lost_below, fade_below."""
+        (test-time fusion), fine_weight (0: a model's embedding alone), embed_dims (0: every direction), sigma,
+        lost_below, fade_below."""
         from colortrack.core.tracker import pick_device
         from colortrack.models.registry import make_propagator, model_point_config, track_config
 
@@ -94,7 +95,7 @@ class Tracker:
 
     def for_points(self) -> Tracker:
         """This tracker as it tracks points (:meth:`colortrack.core.tracker.TrackConfig.for_points`:
-        the preset's point fine weight); itself where that changes nothing."""
+        every direction of the embedding); itself where that changes nothing."""
         from colortrack.core.tracker import LabelTracker
 
         config = self.config.for_points()

@@ -21,7 +21,7 @@ PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 # The tracking settings a command line or ``Tracker.pretrained`` may override in a preset.
 TRACK_OPTIONS = (
     "temperature", "topk", "radius", "recent", "first_frame", "anchors", "short_side", "precision", "flip", "extra_short_sides",
-    "fine_weight",
+    "fine_weight", "embed_dims",
 )
 
 COLORIZE_METHODS = ("propagate", "reference", "spatiotemporal")

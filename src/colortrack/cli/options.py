@@ -44,6 +44,10 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
         "--fine-weight", type=float,
         help="weight of a trained model's first-stage (local texture) features in the affinity (0: the embedding alone)",
     )
+    tuning.add_argument(
+        "--embed-dims", type=int,
+        help="project mask tracking's embeddings onto this many principal directions of the first frame's (0: all; points keep all)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 

@@ -23,6 +23,8 @@ def add_reproduce_parser(commands) -> None:
     vondrick.add_argument("--badja", type=Path, help="folder of BADJA <sequence>.json files on the --davis frames, for Table 2")
     vondrick.add_argument("--fine-weight", type=float,
                           help="fine-feature weight of the learned methods (default: their preset's; 0: as before the sixth session)")
+    vondrick.add_argument("--embed-dims", type=int,
+                          help="projection of the learned methods' mask embeddings (default: their preset's; 0: none, as before the sixth session)")
     vondrick.add_argument("--baseline", default=IMAGE_COLORIZATION,
                           help=f"weights of the single-image colorization baseline (default {IMAGE_COLORIZATION})")
     _add_common(vondrick)
@@ -72,7 +74,7 @@ def run_vondrick(args: argparse.Namespace) -> int:
     config = VondrickConfig(
         davis=str(args.davis), jhmdb=str(args.jhmdb) if args.jhmdb else None, badja=str(args.badja) if args.badja else None,
         sequences=_sequences(args), method=args.method, baseline=args.baseline, short_side=args.short_side,
-        fine_weight=args.fine_weight, resolution=args.resolution,
+        fine_weight=args.fine_weight, embed_dims=args.embed_dims, resolution=args.resolution,
     )
     results = reproduce_vondrick(config, args.out, args.device, progress=not args.quiet)
     _print_rows("Table 1 (J, F)", results["table1"]["rows"], ("J", "F"))

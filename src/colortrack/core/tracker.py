@@ -40,7 +40,10 @@ class TrackConfig:
     weight (:meth:`colortrack.models.network.ColorizationNet.encode`): each dot product adds
     ``fine_weight`` times the two cells' texture cosine, which pins down where within an object a
     cell lies. 0: the head's embedding alone (the paper; configs saved before it existed load as 0).
-    point_fine_weight: the fine weight points are tracked with (:meth:`for_points`); None: ``fine_weight``.
+    embed_dims: every frame's embedding is projected onto the ``embed_dims`` principal directions
+    (of the uncentred second moment) of the first frame's, which keeps its dot products but for the
+    weakest directions and makes the affinity cheaper (its cost grows with the channels); points keep
+    every direction (:meth:`for_points`). None: the embedding as it is.
     """
 
     affinity: AffinityConfig = field(default_factory=AffinityConfig)
@@ -50,13 +53,13 @@ class TrackConfig:
     flip: bool = False
     extra_short_sides: tuple[int, ...] = ()
     fine_weight: float = 0.0
-    point_fine_weight: float | None = None
+    embed_dims: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("fine_weight", "point_fine_weight"):
-            value = getattr(self, name)
-            if value is not None and not value >= 0:
-                raise InputError(name, f"must be 0 or more, not {value}")
+        if not self.fine_weight >= 0:
+            raise InputError("fine_weight", f"must be 0 or more, not {self.fine_weight}")
+        if self.embed_dims is not None and self.embed_dims < 1:
+            raise InputError("embed_dims", f"must be positive (or None: every direction), not {self.embed_dims}")
         if self.precision not in PRECISIONS:
             raise InputError("precision", f"must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
         if any(side < 1 for side in self.extra_short_sides):
@@ -64,10 +67,9 @@ class TrackConfig:
         object.__setattr__(self, "extra_short_sides", tuple(self.extra_short_sides))
 
     def for_points(self) -> TrackConfig:
-        """The config points are tracked with: ``point_fine_weight`` as the fine weight, where set."""
-        if self.point_fine_weight is None:
-            return self
-        return replace(self, fine_weight=self.point_fine_weight, point_fine_weight=None)
+        """The config points are tracked with: every direction of the embedding (a projection costs
+        them 2-5 PCK on BADJA and the demo scene, docs/benchmarks.md)."""
+        return self if self.embed_dims is None else replace(self, embed_dims=None)
 
     def views(self) -> list[View]:
         """The views a frame is tracked in, the first one (``short_side``, unmirrored) defining the grid."""
@@ -88,7 +90,7 @@ class TrackConfig:
             flip=data.get("flip", False),
             extra_short_sides=tuple(data.get("extra_short_sides", ())),
             fine_weight=data.get("fine_weight", 0.0),
-            point_fine_weight=data.get("point_fine_weight"),
+            embed_dims=data.get("embed_dims"),
         )
 
 
@@ -110,20 +112,21 @@ PRESETS: dict[str, TrackConfig] = {
     # its training temperature; frames embedded with a short side of 240 (stride-4 cells of 8 native
     # pixels at 480p);
     # first + 7 recent frames, the longest context that keeps 480p tracking above 5 fps on 2 CPU cores.
-    # Points with fine features at weight 100, chosen on the keypoint sets (JHMDB clip, BADJA) among
-    # 30-1000 and the trunk's stages; masks without them, which keeps issue 20's 10 fps at 480p
-    # (with them: +3.4 J&F on the 19 dev sequences at ~18 % more time; docs/benchmarks.md).
+    # Fine features at weight 100, chosen on the keypoint sets (JHMDB clip, BADJA) among 30-1000 and
+    # the trunk's stages (+3.4 J&F on the 19 dev sequences); projected onto 48 directions for masks,
+    # which keeps the gain at the cost of the 64-d embedding alone (issue 20's speed; docs/benchmarks.md).
     "default": TrackConfig(
         affinity=AffinityConfig(temperature=1.0, topk=10, radius=12),
         memory=MemoryConfig(keep_first=True, recent=7),
         short_side=240,
         precision="bf16",
-        point_fine_weight=100.0,
+        fine_weight=100.0,
+        embed_dims=48,
     ),
     # The default's settings on frames embedded with a short side of 360: +5.0 J&F on the 19 dev
     # sequences with a model that never saw them, at ~3x the time per frame; it beat first + 15
     # recent frames with flip fusion, the earlier `quality` (docs/training.md, "Inference settings").
-    # Fine features for masks too: +4.0 J&F at ~17 % more time (docs/benchmarks.md).
+    # Fine features, every direction: +4.0 J&F at ~17 % more time than without (docs/benchmarks.md).
     "quality": TrackConfig(
         affinity=AffinityConfig(temperature=1.0, topk=10, radius=12),
         memory=MemoryConfig(keep_first=True, recent=7),
@@ -191,13 +194,16 @@ class LabelTracker:
         native_size = first.shape[:2]
         views = self.config.views()
         memories = [ContextMemory(self.config.memory) for _ in views]
+        bases = []
         for view, memory in zip(views, memories):
-            memory.add(*self._annotated(first, first_labels, view))
+            embedding = self.embed(first, view)
+            bases.append(principal_basis(embedding, self.config.embed_dims))
+            memory.add(*self._annotated(first, first_labels, view, bases[-1], embedding))
             for frame, labels in pinned:
-                memory.pin(*self._annotated(frame, labels, view))
+                memory.pin(*self._annotated(frame, labels, view, bases[-1]))
         yield first_labels.astype(np.float32, copy=False)
         for frame in stream:
-            keys = [compact_embedding(self.embed(frame, view)) for view in views]
+            keys = [compact_embedding(project(self.embed(frame, view), basis)) for view, basis in zip(views, bases)]
             predictions = [self._predict(key, memory) for key, memory in zip(keys, memories)]
             fused = _fuse(predictions, views)
             for view, key, memory in zip(views, keys, memories):
@@ -211,12 +217,14 @@ class LabelTracker:
         anchors = memory.num_anchors if self.config.memory.global_anchors else 0
         return _over_known(attend(key[None], keys[None], values[None], self.config.affinity, groups=groups, anchors=anchors)[0])
 
-    def _annotated(self, frame: np.ndarray, labels: np.ndarray, view: View | None = None) -> tuple[Tensor, Tensor]:
-        """The (key (C, h, w), labels (L, h, w)) context entry of an annotated frame."""
+    def _annotated(
+        self, frame: np.ndarray, labels: np.ndarray, view: View, basis: Tensor | None, embedding: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """The (key (C, h, w), labels (L, h, w)) context entry of an annotated frame (``embedding``:
+        its embedding, when already computed)."""
         if labels.shape[1:] != frame.shape[:2]:
             raise InputError("labels", f"{labels.shape[1:]} do not match the frame {frame.shape[:2]}")
-        view = view or View(self.config.short_side)
-        key = compact_embedding(self.embed(frame, view))
+        key = compact_embedding(project(self.embed(frame, view) if embedding is None else embedding, basis))
         values = torch.from_numpy(labels).to(self.device, torch.float32)
         values = values.flip(-1) if view.mirrored else values
         return key, _over_known(F.adaptive_avg_pool2d(values, key.shape[-2:]))
@@ -238,6 +246,29 @@ class LabelTracker:
     def input_size(self, native_size: tuple[int, int]) -> tuple[int, int]:
         """``(h, w)`` the embedder sees for frames of ``native_size`` ``(H, W)``."""
         return input_size(native_size, self.config.short_side, self.embedder.stride)
+
+
+def principal_basis(embedding: Tensor, dims: int | None) -> Tensor | None:
+    """(dims, C): the top ``dims`` eigenvectors of the uncentred second moment of the cells of
+    ``embedding`` (C, h, w), whose span keeps most of their dot products; None where ``dims`` is None
+    or not below C (nothing to drop)."""
+    channels = embedding.shape[0]
+    if dims is None or dims >= channels:
+        return None
+    cells = embedding.float().reshape(channels, -1)
+    _, vectors = torch.linalg.eigh(cells @ cells.T / cells.shape[1])  # ascending eigenvalues
+    return vectors[:, -dims:].flip(1).T.contiguous()
+
+
+def project(embedding: Tensor, basis: Tensor | None) -> Tensor:
+    """``embedding`` (C, h, w) on ``basis`` (D, C): (D, h, w), rounded to bfloat16 numbers where its
+    values were (a bf16 encoder's), so that the affinity's bfloat16 scoring still applies."""
+    if basis is None:
+        return embedding
+    projected = (basis @ embedding.reshape(embedding.shape[0], -1)).reshape(-1, *embedding.shape[1:])
+    if torch.equal(embedding.bfloat16().float(), embedding):
+        projected = projected.bfloat16().float()
+    return projected
 
 
 def input_size(native_size: tuple[int, int], short_side: int | None, stride: int) -> tuple[int, int]:

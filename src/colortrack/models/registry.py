@@ -99,7 +99,7 @@ def track_config(preset: str | None = None, method: str = DEFAULT_METHOD, **over
     """The preset (default: the method's own) with ``overrides`` applied; an override that is
     None is not given. temperature, topk (0: all), radius (0: global), recent, first_frame
     ("keep" or "drop"), anchors ("global" or "window": how annotated frames are searched), short_side (0: native), precision, flip ("on"/"off" or a bool),
-    extra_short_sides, fine_weight (masks and points alike): the command line's options."""
+    extra_short_sides, fine_weight, embed_dims (0: every direction): the command line's options."""
     unknown = sorted(set(overrides) - set(TRACK_OPTIONS))
     if unknown:
         raise InputError(unknown[0], f"unknown tracking setting: choose {', '.join(TRACK_OPTIONS)}")
@@ -125,7 +125,7 @@ def track_config(preset: str | None = None, method: str = DEFAULT_METHOD, **over
         flip=_switch("flip", given["flip"]) if "flip" in given else config.flip,
         extra_short_sides=tuple(given.get("extra_short_sides", config.extra_short_sides)),
         fine_weight=_fine_weight(method, given.get("fine_weight"), config.fine_weight),
-        point_fine_weight=None if "fine_weight" in given or method in TRAINING_FREE_METHODS else config.point_fine_weight,
+        embed_dims=given["embed_dims"] or None if "embed_dims" in given else config.embed_dims,
     )
 
 

@@ -36,8 +36,8 @@ class VondrickConfig:
 
     method: ours (``model`` or a checkpoint); baseline: the single-image colorization weights.
     short_side: the embedding short side of the learned methods (None: their preset's).
-    fine_weight: the learned methods' fine-feature weight (None: their preset's; 0: as measured
-    before the sixth session).
+    fine_weight, embed_dims: the learned methods' fine-feature weight and projection (None: their
+    preset's; 0 and 0: as measured before the sixth session).
     jhmdb: a JHMDB root; badja: a folder of BADJA ``<sequence>.json`` files on the DAVIS frames.
     """
 
@@ -49,6 +49,7 @@ class VondrickConfig:
     baseline: str = IMAGE_COLORIZATION
     short_side: int | None = None
     fine_weight: float | None = None
+    embed_dims: int | None = None
     resolution: str = "480p"
     color_step: int = COLOR_STEP
     color_height: int = COLOR_HEIGHT
@@ -94,7 +95,7 @@ def _tracker(method: str, config: VondrickConfig, device: str):
     from colortrack.api import Tracker
     from colortrack.models.registry import TRAINING_FREE_METHODS
 
-    learned = {} if method in TRAINING_FREE_METHODS else {"fine_weight": config.fine_weight}
+    learned = {} if method in TRAINING_FREE_METHODS else {"fine_weight": config.fine_weight, "embed_dims": config.embed_dims}
     return Tracker.pretrained(method, device, short_side=config.short_side, **learned)
 
 
