@@ -2,10 +2,11 @@
 frame, the first + every 20th frame, for several methods in one run.
 
     OMP_NUM_THREADS=1 python benchmarks/keyframes_davis.py --root ../shared/data/davis2016-train \
-        --out out/keyframes [--methods model identity flow] [--sequences a,b] [--every 20]
+        --out out/keyframes [--methods model identity flow] [--sequences a,b] [--every 20] \
+        [--fine-weight W] [--embed-dims N]
 
 Keyframes are propagated by :func:`colortrack.tasks.keyframes.propagate_keyframe_masks` (each
-method's default preset). Every setting is scored on the same frames: 1 .. T-2 of each sequence
+method's default preset; ``--fine-weight`` / ``--embed-dims`` override it for learned methods). Every setting is scored on the same frames: 1 .. T-2 of each sequence
 without any frame that is a keyframe in one of the settings. Sequences go one at a time, every
 method and setting on each (report sequences first), and each result is saved as it comes
 (``OUT/<method>/<setting>/<sequence>.json``), so an interrupted run resumes and a partial run
@@ -26,7 +27,7 @@ from colortrack.eval.metrics.davis import ObjectScores, evaluate_sequence, summa
 from colortrack.eval.protocol import REPORT_SEQUENCES, TUNING_SEQUENCES
 from colortrack.io.atomic import atomic_write_json
 from colortrack.io.davis import DavisDataset
-from colortrack.models.registry import make_propagator, resolve_preset
+from colortrack.models.registry import TRAINING_FREE_METHODS, make_propagator, track_config
 from colortrack.tasks.keyframes import propagate_keyframe_masks
 
 
@@ -96,11 +97,15 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["model", "identity", "flow"])
     parser.add_argument("--sequences", default=None, help="comma-separated (default: report then tuning sequences)")
     parser.add_argument("--every", type=int, default=20)
+    parser.add_argument("--fine-weight", type=float, help="learned methods' fine-feature weight (default: the preset's)")
+    parser.add_argument("--embed-dims", type=int, help="learned methods' mask projection (default: the preset's; 0: none)")
     args = parser.parse_args()
     names = args.sequences.split(",") if args.sequences else [*REPORT_SEQUENCES, *TUNING_SEQUENCES]
     dataset = DavisDataset(args.root, sequences=names)
     device = pick_device()
-    propagators = {m: make_propagator(m, resolve_preset(None, m), device) for m in args.methods}
+    learned = {"fine_weight": args.fine_weight, "embed_dims": args.embed_dims}
+    configs = {m: track_config(None, m, **({} if m in TRAINING_FREE_METHODS else learned)) for m in args.methods}
+    propagators = {m: make_propagator(m, configs[m], device) for m in args.methods}
     setting_names = list(keyframe_settings(100, args.every))
     for sequence in dataset:
         frames, masks = sequence.read_frames(), sequence.read_masks()

@@ -402,3 +402,11 @@ def test_eval_colorize_measures_methods_and_baselines(tmp_path):
     assert per_sequence["cut"]["copy"]["psnr"] == PSNR_CAP and per_sequence["cut"]["copy"]["outliers"] == 0
     assert per_sequence["moving"]["copy"]["psnr"] < PSNR_CAP and per_sequence["moving"]["copy"]["outliers"] > 0
     assert main([*argv, "--method", "reference"]) == 2  # another configuration in the same folder
+
+
+def test_a_trained_colorizer_carries_instances_on_the_embedding_its_colours_use():
+    from colortrack.models.registry import load_model, trained_weights
+
+    colorizer = Colorizer(load_model(trained_weights("model"), CPU), ColorizeConfig.for_method("spatiotemporal"), CPU)
+    config = colorizer.instance_tracker().config
+    assert (config.fine_weight, config.embed_dims, config.memory.recent) == (0.0, None, 7)

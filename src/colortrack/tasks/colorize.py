@@ -631,9 +631,10 @@ class Colorizer:
     def instance_tracker(self) -> LabelTracker:
         """The mask tracker that carries instance masks: this colorizer's embedder with its tracking
         preset (``default`` for a trained network, ``color`` for a hand-made embedder), on the same
-        features as the colours (no fine features: colourization was not measured with them)."""
+        features as the colours (no fine features nor projection: colourization was not measured with them)."""
         preset = PRESETS["default" if isinstance(self.embedder, torch.nn.Module) else "color"]
-        return LabelTracker(self.embedder, replace(preset, short_side=self.config.short_side, fine_weight=0.0), self.device)
+        plain = replace(preset, short_side=self.config.short_side, fine_weight=0.0, embed_dims=None)
+        return LabelTracker(self.embedder, plain, self.device)
 
 
 class _InstanceTrack:
