@@ -203,7 +203,7 @@ class LabelTracker:
                 memory.pin(*self._annotated(frame, labels, view, bases[-1]))
         yield first_labels.astype(np.float32, copy=False)
         for frame in stream:
-            keys = [compact_embedding(project(self.embed(frame, view), basis)) for view, basis in zip(views, bases)]
+            keys = [self._key(frame, view, basis) for view, basis in zip(views, bases)]
             predictions = [self._predict(key, memory) for key, memory in zip(keys, memories)]
             fused = _fuse(predictions, views)
             for view, key, memory in zip(views, keys, memories):
@@ -224,10 +224,15 @@ class LabelTracker:
         its embedding, when already computed)."""
         if labels.shape[1:] != frame.shape[:2]:
             raise InputError("labels", f"{labels.shape[1:]} do not match the frame {frame.shape[:2]}")
-        key = compact_embedding(project(self.embed(frame, view) if embedding is None else embedding, basis))
+        key = self._key(frame, view, basis, embedding)
         values = torch.from_numpy(labels).to(self.device, torch.float32)
         values = values.flip(-1) if view.mirrored else values
         return key, _over_known(F.adaptive_avg_pool2d(values, key.shape[-2:]))
+
+    def _key(self, frame: np.ndarray, view: View, basis: Tensor | None, embedding: Tensor | None = None) -> Tensor:
+        """A frame's context key (C, h, w): its embedding (``embedding`` when already computed) on
+        ``basis``, in the form the affinity scores fastest."""
+        return compact_embedding(project(self.embed(frame, view) if embedding is None else embedding, basis))
 
     def embed(self, frame: np.ndarray, view: View | None = None) -> Tensor:
         """frame: (H, W, 3) uint8 RGB, shown as ``view`` (default: the config's short side, unmirrored).

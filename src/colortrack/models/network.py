@@ -203,17 +203,13 @@ class ColorizationNet(nn.Module):
         batch, time, channels, height, width = x.shape
         if height % self.stride or width % self.stride:
             raise ValueError(f"input {height}x{width} is not divisible by the stride {self.stride}")
-        frames = x.reshape(batch * time, channels, height, width)
-        if fine_weight > 0:
-            features, fine = self.trunk.forward_with_first_stage(frames)
-        else:
-            features, fine = self.trunk(frames), None
+        features, fine = self.trunk.forward_with_first_stage(x.reshape(batch * time, channels, height, width))
         features = _append_coordinates(features)
         features = features.view(batch, time, *features.shape[1:]).transpose(1, 2)  # (B, C, T, h, w)
         embeddings = self.head(features).transpose(1, 2)  # (B, T, D, h, w)
         if self.config.normalize:
             embeddings = F.normalize(embeddings, dim=2)
-        if fine is None:
+        if fine_weight <= 0:
             return embeddings
         fine = _fine_features(fine, embeddings.shape[-2:], fine_weight).to(embeddings.dtype)  # bf16 stays bf16
         return torch.cat([embeddings, fine.view(batch, time, *fine.shape[1:])], dim=2)
