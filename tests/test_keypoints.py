@@ -189,6 +189,17 @@ def test_point_sigma_is_half_a_cell_a_given_sigma_or_the_default_without_cells()
     assert point_sigma(IdentityPropagator(), (1080, 1920)) == DEFAULT_SIGMA
 
 
+def test_a_finer_grid_does_not_shrink_a_point_below_half_a_cell_of_the_240_grid():
+    """At a short side of 480 a half-cell point would be 2 native pixels at 480p: it keeps 4, one
+    cell, as at 240 rows (where it is half a cell), and a fraction of the frame at any size."""
+    size = (480, 854)
+    coarse, fine = (LabelTracker(LabPatchEmbedder(stride=4), TrackConfig(short_side=side), torch.device("cpu")) for side in (240, 480))
+    assert point_sigma(fine, size) == pytest.approx(point_sigma(coarse, size), rel=0.01)
+    assert point_sigma(fine, size) == pytest.approx(feature_cell(fine, size), rel=0.01)
+    assert point_sigma(fine, (1080, 1920)) == pytest.approx(1080 / 120)
+    assert point_sigma(fine, size, PointConfig(sigma_fraction=0.0)) == pytest.approx(0.5 * feature_cell(fine, size))
+
+
 def test_a_stray_spike_does_not_win_over_the_bulk_of_a_map():
     maps = point_maps(np.array([[20.0, 20.0]]), 48, 96, sigma=4.0)[:1]
     maps[0, 30, 80] = 1.5  # one pixel higher than the Gaussian's peak, far from it

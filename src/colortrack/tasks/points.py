@@ -8,10 +8,13 @@ anywhere; the background is what is left).
 The Gaussian is sized in feature cells, the grid on which a tracker carries labels: ``sigma_cells``
 (half a cell) times the cell's side in native pixels (:func:`feature_cell`: the native size over the
 embedder's grid, which depends on the input size and stride, so 4 native pixels at 240p and 18 at
-1080p for the shipped model's 240-pixel short side). A propagator without cells (flow, identity)
-gets ``DEFAULT_SIGMA`` native pixels. Sized in native pixels instead, a point would be smaller than
-the cell it is averaged into at high resolutions, and the round trip through the grid would move it
-and wash its mass out. Each propagated frame is decoded point by point:
+1080p for the shipped model's 240-pixel short side), and never less than ``sigma_fraction`` of the
+frame's shorter side (1/120: half a cell of that 240 grid), so that a finer grid (``--short-side
+480``) does not shrink a point in the image: spread over a few more cells as it travels, a smaller
+point would lose most of its mass from its window and be read as occluded. A propagator without
+cells (flow, identity) gets ``DEFAULT_SIGMA`` native pixels. Sized in native pixels instead, a
+point would be smaller than the cell it is averaged into at high resolutions, and the round trip
+through the grid would move it and wash its mass out. Each propagated frame is decoded point by point:
 
 * location: the mean position of the pixels within ``window`` sigmas of the map's maximum
   (a window symmetric about it, cut short by the frame's borders), weighted by how much they
@@ -116,8 +119,8 @@ class PointFrame:
 class PointConfig:
     """How points are encoded into label maps and decoded back.
 
-    sigma: Gaussian standard deviation in native pixels; None: ``sigma_cells`` feature cells (see
-    :func:`point_sigma`). peak_fraction: pixels above this fraction of a map's maximum take part
+    sigma: Gaussian standard deviation in native pixels; None: ``sigma_cells`` feature cells, at
+    least ``sigma_fraction`` of the frame's shorter side (see :func:`point_sigma`). peak_fraction: pixels above this fraction of a map's maximum take part
     in its location. window: half-size, in sigmas, of the square around the maximum used for the
     location and the confidence. lost_below: confidence under which a point is reported lost.
     fade_below, fade_memory: a point is also lost while its confidence is under ``fade_below``
@@ -127,6 +130,7 @@ class PointConfig:
 
     sigma: float | None = None
     sigma_cells: float = 0.5
+    sigma_fraction: float = 1 / 120
     peak_fraction: float = 0.1
     window: float = 3.0
     lost_below: float = 0.01
@@ -185,11 +189,14 @@ def feature_cell(propagator: Propagator, native_size: tuple[int, int]) -> float 
 
 def point_sigma(propagator: Propagator, native_size: tuple[int, int], config: PointConfig = PointConfig()) -> float:
     """The Gaussian of each point in native pixels: ``config.sigma`` when given, else
-    ``config.sigma_cells`` feature cells, else (no cells) DEFAULT_SIGMA."""
+    ``config.sigma_cells`` feature cells but at least ``config.sigma_fraction`` of the shorter side
+    of ``native_size`` (H, W), else (no cells) DEFAULT_SIGMA."""
     if config.sigma:
         return float(config.sigma)
     cell = feature_cell(propagator, native_size)
-    return config.sigma_cells * cell if cell else DEFAULT_SIGMA
+    if cell is None:
+        return DEFAULT_SIGMA
+    return max(config.sigma_cells * cell, config.sigma_fraction * min(native_size))
 
 
 def point_maps(xy: np.ndarray, height: int, width: int, sigma: float) -> np.ndarray:
