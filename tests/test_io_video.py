@@ -80,6 +80,21 @@ def test_mkv_without_container_frame_count_is_counted(tmp_path: Path) -> None:
     assert len(reader) == 7 and reader.read_all().shape[0] == 7
 
 
+def test_a_damaged_frame_count_is_not_trusted(tmp_path: Path) -> None:
+    """One byte of the sample table's count set to 2 makes the container claim 33554436 frames
+    (the fuzz test found it: reading all frames then asked for 36 GiB); the reader counts them."""
+    video = make_video(num_frames=4, height=16, width=24, seed=1)
+    write_video(tmp_path / "real.mp4", video.frames, video.fps)
+    data = bytearray((tmp_path / "real.mp4").read_bytes())
+    entries = data.index(b"stts") + 12  # box type, version and flags, entry count: the first entry's sample count
+    assert data[entries : entries + 4] == bytes([0, 0, 0, 4])
+    data[entries] = 2
+    (tmp_path / "damaged.mp4").write_bytes(bytes(data))
+    reader = VideoReader(tmp_path / "damaged.mp4")
+    assert reader.info.num_frames == 4
+    assert reader.read_all().shape == (4, 16, 24, 3)
+
+
 def test_writer_is_atomic_and_cleans_up_on_error(tmp_path: Path) -> None:
     path = tmp_path / "out.mp4"
     path.write_bytes(b"old")

@@ -166,7 +166,8 @@ class VideoReader:
     """Stream the frames of a video file (PyAV) or a folder of images as RGB ``(H, W, 3) uint8``.
 
     The input is validated on construction; ``info.num_frames`` is exact. For a file, the
-    container's frame count is used when it has one and corrected if decoding disagrees.
+    container's frame count is used when it has one that the file could hold (no more frames than
+    bytes: a damaged header can claim millions) and corrected if decoding disagrees.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float | None = None):
@@ -216,7 +217,8 @@ class VideoReader:
         self._orientation = self._first_orientation
         self._height, self._width = first.shape[:2]
         self._fps = float(self._fps_override or (rate if rate else DEFAULT_FOLDER_FPS))
-        self._num_frames = claimed if claimed > 0 else sum(1 for _ in self._iter_file())
+        plausible = 0 < claimed <= self.path.stat().st_size  # a coded frame takes at least a byte
+        self._num_frames = claimed if plausible else sum(1 for _ in self._iter_file())
 
     def _open_container(self) -> av.container.InputContainer:
         """Open the file with PyAV; InputError if it is not a readable video."""
