@@ -8,13 +8,13 @@ anywhere; the background is what is left).
 The Gaussian is sized in feature cells, the grid on which a tracker carries labels: ``sigma_cells``
 (half a cell) times the cell's side in native pixels (:func:`feature_cell`: the native size over the
 embedder's grid, which depends on the input size and stride, so 4 native pixels at 240p and 18 at
-1080p for the shipped model's 240-pixel short side), and never less than ``sigma_fraction`` of the
-frame's shorter side (1/120: half a cell of that 240 grid), so that a finer grid (``--short-side
-480``) does not shrink a point in the image: spread over a few more cells as it travels, a smaller
-point would lose most of its mass from its window and be read as occluded. A propagator without
-cells (flow, identity) gets ``DEFAULT_SIGMA`` native pixels. Sized in native pixels instead, a
-point would be smaller than the cell it is averaged into at high resolutions, and the round trip
-through the grid would move it and wash its mass out. Each propagated frame is decoded point by point:
+1080p for the shipped model's 240-pixel short side). Sized in native pixels instead, a point would be
+smaller than the cell it is averaged into at high resolutions, and the round trip through the grid
+would move it and wash its mass out. It is never less than ``sigma_fraction`` of the frame's shorter
+side (1/120: half a cell of that 240 grid), so that a finer grid (``--short-side 480``) does not
+shrink it in the image: spread over a few more cells as it travels, a smaller point would lose most
+of its mass from its window and be read as occluded. A propagator without cells (flow, identity)
+gets ``DEFAULT_SIGMA`` native pixels. Each propagated frame is decoded point by point:
 
 * location: the mean position of the pixels within ``window`` sigmas of the map's maximum
   (a window symmetric about it, cut short by the frame's borders), weighted by how much they
@@ -120,12 +120,12 @@ class PointConfig:
     """How points are encoded into label maps and decoded back.
 
     sigma: Gaussian standard deviation in native pixels; None: ``sigma_cells`` feature cells, at
-    least ``sigma_fraction`` of the frame's shorter side (see :func:`point_sigma`). peak_fraction: pixels above this fraction of a map's maximum take part
-    in its location. window: half-size, in sigmas, of the square around the maximum used for the
-    location and the confidence. lost_below: confidence under which a point is reported lost.
-    fade_below, fade_memory: a point is also lost while its confidence is under ``fade_below``
-    times its highest over its last ``fade_memory`` visible frames (see :class:`FadeDetector`;
-    0 turns this off).
+    least ``sigma_fraction`` of the frame's shorter side (see :func:`point_sigma`). peak_fraction:
+    pixels above this fraction of a map's maximum take part in its location. window: half-size, in
+    sigmas, of the square around the maximum used for the location and the confidence. lost_below:
+    confidence under which a point is reported lost. fade_below, fade_memory: a point is also lost
+    while its confidence is under ``fade_below`` times its highest over its last ``fade_memory``
+    visible frames (see :class:`FadeDetector`; 0 turns this off).
     """
 
     sigma: float | None = None
